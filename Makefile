@@ -1,0 +1,36 @@
+# `make run` and `make test` work on a fresh machine: every install step lives here.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO ?= examples/barrage
+
+.PHONY: install test-install run test lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+test-install: $(VENV)/.test-installed
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	# Browser tests drive Debian's Chromium; never a downloaded browser.
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	touch $@
+
+run: install
+	$(BIN)/wisp up $(DEMO)
+
+lint: test-install
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .wisp .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Resource kinds, manifest loading, defaulting and validation."""
