@@ -1,0 +1,247 @@
+"""The control API: Kubernetes-shaped JSON over HTTP for apply/get/delete, instances, logs and metrics."""
+
+from __future__ import annotations
+
+import copy
+import hmac
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from wisp.api import kinds as k
+from wisp.api.errors import ManifestError, UnknownKindError
+from wisp.api.kinds import Kind
+from wisp.control.admission import admit
+from wisp.store import Conflict, NotFound, Store
+from wisp.types import Resource
+
+REDACTED = "<redacted>"
+
+
+@dataclass
+class VirtualKinds:
+    """Kinds computed from running state rather than stored (pods, kpa)."""
+
+    list_pods: Callable[[str | None], list[Resource]]
+    list_autoscalers: Callable[[str | None], list[Resource]]
+    service_logs: Callable[[str, str, bool, int], AsyncIterator[str]]
+    info: Callable[[], dict[str, Any]]
+    metrics: Callable[[], tuple[bytes, str]]
+
+
+def status_response(code: int, reason: str, message: str, causes: list[dict[str, str]] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Status", "status": "Failure", "message": message,
+                            "reason": reason, "code": code}
+    if causes:
+        body["details"] = {"causes": causes}
+    return JSONResponse(body, status_code=code)
+
+
+def redact(kind: Kind, resource: Resource) -> Resource:
+    """Secrets leave the daemon with their keys but never their values."""
+    if kind is not k.SECRET:
+        return resource
+    out = copy.deepcopy(resource)
+    out["data"] = {key: REDACTED for key in {*out.get("data", {}), *out.get("stringData", {})}}
+    out.pop("stringData", None)
+    annotations = out.get("metadata", {}).get("annotations", {})
+    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    return out
+
+
+def _manifest_error(exc: ManifestError) -> JSONResponse:
+    causes = [{"field": e.path, "message": e.message} for e in exc.errors]
+    return status_response(422, "Invalid", str(exc), causes)
+
+
+class _TokenAuth(BaseHTTPMiddleware):
+    def __init__(self, app: Any, token: str) -> None:
+        super().__init__(app)
+        self._expected = f"Bearer {token}".encode()
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, self._expected):
+            return status_response(401, "Unauthorized", "a valid bearer token is required (WISP_TOKEN)")
+        return await call_next(request)
+
+
+def build_api(store: Store, virtual: VirtualKinds, token: str | None = None) -> Starlette:
+    async def apply(request: Request) -> Response:
+        body = await _json(request)
+        if isinstance(body, Response):
+            return body
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            return status_response(400, "BadRequest", 'body must be {"items": [resource, ...]}')
+        try:
+            admitted = admit(items, store)
+        except ManifestError as exc:
+            return _manifest_error(exc)
+        results = store.apply(admitted)
+        return JSONResponse({"items": [
+            {"kind": r.kind.kind, "group": r.kind.group, "plural": r.kind.plural, "namespace": r.namespace,
+             "name": r.name, "action": r.action} for r in results
+        ]})
+
+    async def delete_many(request: Request) -> Response:
+        body = await _json(request)
+        if isinstance(body, Response):
+            return body
+        out = []
+        for item in body.get("items", []) if isinstance(body, dict) else []:
+            try:
+                kind = k.for_manifest(str(item.get("apiVersion", "")), str(item.get("kind", "")))
+            except UnknownKindError as exc:
+                return status_response(400, "BadRequest", str(exc))
+            meta = item.get("metadata", {})
+            name, namespace = meta.get("name", ""), meta.get("namespace") or "default"
+            try:
+                store.delete(kind, namespace, name)
+                action = "deleted"
+            except NotFound:
+                action = "notfound"
+            out.append({"kind": kind.kind, "group": kind.group, "plural": kind.plural, "namespace": namespace,
+                        "name": name, "action": action})
+        return JSONResponse({"items": out})
+
+    async def collection(request: Request) -> Response:
+        kind = _kind(request)
+        if isinstance(kind, Response):
+            return kind
+        namespace = request.path_params.get("namespace")
+        if request.method == "POST":
+            return await _create(request, kind, namespace)
+        if kind is k.POD:
+            items = virtual.list_pods(namespace)
+        elif kind is k.POD_AUTOSCALER:
+            items = virtual.list_autoscalers(namespace)
+        else:
+            items = [redact(kind, r) for r in store.list(kind, namespace)]
+        return JSONResponse({"apiVersion": "v1", "kind": "List", "items": items,
+                             "metadata": {"resourceVersion": ""}})
+
+    async def _create(request: Request, kind: Kind, namespace: str | None) -> Response:
+        body = await _json(request)
+        if isinstance(body, Response):
+            return body
+        if not isinstance(body, dict):
+            return status_response(400, "BadRequest", "body must be an object")
+        if namespace and kind.namespaced:
+            body.setdefault("metadata", {})["namespace"] = namespace
+        try:
+            [(admitted_kind, resource)] = admit([body], store)
+            if admitted_kind is not kind:
+                return status_response(400, "BadRequest", f"body is a {admitted_kind.kind}, path is {kind.plural}")
+            created = store.create(kind, resource)
+        except ManifestError as exc:
+            return _manifest_error(exc)
+        except Conflict as exc:
+            return status_response(409, "AlreadyExists", str(exc))
+        return JSONResponse(redact(kind, created), status_code=201)
+
+    async def item(request: Request) -> Response:
+        kind = _kind(request)
+        if isinstance(kind, Response):
+            return kind
+        namespace = request.path_params.get("namespace") or "default"
+        name = request.path_params["name"]
+        if kind.virtual:
+            lister = virtual.list_pods if kind is k.POD else virtual.list_autoscalers
+            found = [r for r in lister(namespace) if r["metadata"]["name"] == name]
+            if request.method != "GET" or not found:
+                return status_response(404, "NotFound", f'{kind.plural} "{name}" not found')
+            return JSONResponse(found[0])
+        if request.method == "GET":
+            resource = store.get(kind, namespace, name)
+            if resource is None:
+                return status_response(404, "NotFound", f'{kind.plural}.{kind.group} "{name}" not found'
+                                       if kind.group else f'{kind.plural} "{name}" not found')
+            return JSONResponse(redact(kind, resource))
+        if request.method == "DELETE":
+            try:
+                deleted = store.delete(kind, namespace, name)
+            except NotFound as exc:
+                return status_response(404, "NotFound", str(exc))
+            return JSONResponse(redact(kind, deleted))
+        body = await _json(request)  # PUT: replace
+        if isinstance(body, Response):
+            return body
+        if not isinstance(body, dict) or body.get("metadata", {}).get("name") != name:
+            return status_response(400, "BadRequest", "metadata.name must match the path")
+        body["metadata"]["namespace"] = namespace
+        try:
+            [(_, resource)] = admit([body], store)
+            replaced = store.replace(kind, resource)
+        except ManifestError as exc:
+            return _manifest_error(exc)
+        except NotFound as exc:
+            return status_response(404, "NotFound", str(exc))
+        except Conflict as exc:
+            return status_response(409, "Conflict", str(exc))
+        return JSONResponse(redact(kind, replaced))
+
+    async def logs(request: Request) -> Response:
+        namespace, service = request.path_params["namespace"], request.path_params["service"]
+        follow = request.query_params.get("follow", "false").lower() in ("1", "true", "yes")
+        try:
+            tail = int(request.query_params.get("tailLines", "100"))
+        except ValueError:
+            return status_response(400, "BadRequest", "tailLines must be an integer")
+        if store.get(k.SERVICE, namespace, service) is None:
+            return status_response(404, "NotFound", f'services.serving.knative.dev "{service}" not found')
+
+        async def lines() -> AsyncIterator[bytes]:
+            async for line in virtual.service_logs(namespace, service, follow, tail):
+                yield (line + "\n").encode()
+
+        return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
+
+    async def info(request: Request) -> Response:
+        return JSONResponse(virtual.info())
+
+    async def metrics(request: Request) -> Response:
+        payload, content_type = virtual.metrics()
+        return Response(payload, media_type=content_type)
+
+    async def healthz(request: Request) -> Response:
+        return Response("ok\n", media_type="text/plain")
+
+    methods = ["GET", "POST"]
+    item_methods = ["GET", "PUT", "DELETE"]
+    routes = [
+        Route("/healthz", healthz), Route("/info", info), Route("/metrics", metrics),
+        Route("/apply", apply, methods=["POST"]), Route("/delete", delete_many, methods=["POST"]),
+        Route("/api/v1/namespaces/{namespace}/services/{service}/logs", logs),
+        Route("/api/{version}/namespaces/{namespace}/{plural}", collection, methods=methods),
+        Route("/api/{version}/namespaces/{namespace}/{plural}/{name}", item, methods=item_methods),
+        Route("/api/{version}/{plural}", collection, methods=methods),
+        Route("/apis/{group}/{version}/namespaces/{namespace}/{plural}", collection, methods=methods),
+        Route("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}", item, methods=item_methods),
+        Route("/apis/{group}/{version}/{plural}", collection, methods=methods),
+    ]
+    middleware = [Middleware(_TokenAuth, token=token)] if token else []
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def _kind(request: Request) -> Kind | Response:
+    params = request.path_params
+    try:
+        return k.for_path(params.get("group", ""), params["version"], params["plural"])
+    except UnknownKindError as exc:
+        return status_response(404, "NotFound", str(exc))
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError as exc:
+        return status_response(400, "BadRequest", f"body is not valid JSON: {exc}")
+

@@ -1,0 +1,287 @@
+"""Reconcilers for Service, Configuration, Revision, Route and DomainMapping."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from wisp.api import kinds as k
+from wisp.api.kinds import Kind
+from wisp.control import serving_builders as b
+from wisp.control.conditions import Condition, render, summarize
+from wisp.control.controller import Key, keys_of, owner_keys
+from wisp.control.workload_builder import SpecError, instance_env, workload_spec
+from wisp.serving.dataplane import DataPlane, RevisionSettings
+from wisp.serving.ingress import Timeouts
+from wisp.serving.routing import RouteEntry, RoutingTable, Target
+from wisp.store import Store, StoreEvent
+from wisp.types import Clock, Resource
+
+log = logging.getLogger("wisp.control")
+
+ALIYUN_DOMAIN = "fc.revision.serving.knative.aliyun.com/domain"
+QUEUE_DEPTH = "wisp.dev/queue-depth"
+DEFAULT_QUEUE_DEPTH = 10_000
+_BY_NAME = {kind.kind: kind for kind in (k.SERVICE, k.CONFIGURATION, k.REVISION, k.ROUTE)}
+
+
+def _annotation(annotations: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        if name in annotations:
+            return annotations[name]
+    return None
+
+
+def revision_settings(revision: Resource) -> RevisionSettings:
+    spec = revision["spec"]
+    annotations = revision["metadata"].get("annotations", {})
+    timeout = float(spec.get("timeoutSeconds", 300) or 300)
+    start = spec.get("responseStartTimeoutSeconds")
+    idle = spec.get("idleTimeoutSeconds")
+    min_scale = _annotation(annotations, "autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/minScale")
+    initial = _annotation(annotations, "autoscaling.knative.dev/initial-scale",
+                          "autoscaling.knative.dev/initialScale")
+    return RevisionSettings(
+        container_concurrency=int(spec.get("containerConcurrency", 0) or 0),
+        queue_depth=int(annotations.get(QUEUE_DEPTH, DEFAULT_QUEUE_DEPTH)),
+        timeouts=Timeouts(total=timeout, response_start=float(start) if start else None,
+                          idle=float(idle) if idle else None),
+        min_scale=int(min_scale or 0),
+        initial_scale=int(initial) if initial is not None else 1,
+    )
+
+
+def _aliyun_domain(service: Resource) -> str | None:
+    """The custom host in the seed's platform annotation, on the Service or its template."""
+    for meta in (service["metadata"], service["spec"].get("template", {}).get("metadata", {})):
+        raw = meta.get("annotations", {}).get(ALIYUN_DOMAIN)
+        if raw:
+            try:
+                domain = json.loads(raw).get("domain")
+            except (ValueError, AttributeError):
+                domain = None
+            if isinstance(domain, str) and domain:
+                return domain.lower()
+    return None
+
+
+class ServingReconciler:
+    kinds = (k.SERVICE, k.CONFIGURATION, k.REVISION, k.ROUTE, k.DOMAIN_MAPPING)
+
+    def __init__(
+        self, store: Store, dataplane: DataPlane, routing: RoutingTable, network: b.Network, clock: Clock,
+        extra_env: Callable[[Resource], dict[str, str]] = lambda revision: {},
+    ) -> None:
+        self.store = store
+        self.dataplane = dataplane
+        self.routing = routing
+        self.network = network
+        self.clock = clock
+        self.extra_env = extra_env
+
+    # -- dispatch --------------------------------------------------------------------------------
+    async def reconcile(self, kind: Kind, namespace: str, name: str) -> None:
+        resource = self.store.get(kind, namespace, name)
+        if resource is None:
+            return
+        handler = {
+            k.SERVICE: self._service, k.CONFIGURATION: self._configuration, k.REVISION: self._revision,
+            k.ROUTE: self._route, k.DOMAIN_MAPPING: self._domain_mapping,
+        }[kind]
+        await handler(resource)
+
+    async def deleted(self, kind: Kind, resource: Resource) -> None:
+        meta = resource["metadata"]
+        namespace, name = meta.get("namespace", "default"), meta["name"]
+        if kind is k.REVISION:
+            await self.dataplane.remove((namespace, name))
+        elif kind is k.ROUTE:
+            self.routing.set_hosts(("Route", namespace, name), {})
+        elif kind is k.DOMAIN_MAPPING:
+            self.routing.set_aliases(("DomainMapping", namespace, name), {})
+
+    def dependents(self, event: StoreEvent) -> Iterable[Key]:
+        kind, namespace, _ = event.key
+        resource = event.resource
+        if kind in (k.REVISION, k.CONFIGURATION, k.ROUTE):
+            yield from owner_keys(resource, _BY_NAME.get)
+        if kind in (k.REVISION, k.CONFIGURATION):
+            yield from keys_of(k.ROUTE, self.store.list(k.ROUTE, namespace))
+        if kind in (k.ROUTE, k.SERVICE):
+            yield from keys_of(k.DOMAIN_MAPPING, self.store.list(k.DOMAIN_MAPPING, namespace))
+        if kind in (k.SECRET, k.CONFIG_MAP):
+            # A revision waiting for a missing secret or config map may start now.
+            waiting = [r for r in self.store.list(k.REVISION, namespace) if not _is_true(r, "Ready")]
+            yield from keys_of(k.REVISION, waiting)
+
+    # -- Service ---------------------------------------------------------------------------------
+    async def _service(self, service: Resource) -> None:
+        meta = service["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        children: list[tuple[Kind, Resource]] = [
+            (k.CONFIGURATION, b.configuration_for(service)), (k.ROUTE, b.route_for(service)),
+        ]
+        domain = _aliyun_domain(service)
+        if domain:
+            mapping: Resource = {
+                "apiVersion": "serving.knative.dev/v1beta1", "kind": "DomainMapping",
+                "metadata": {"name": domain, "namespace": namespace, "ownerReferences": [b.owner_reference(service)],
+                             "labels": {b.SERVICE_LABEL: name}},
+                "spec": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": name,
+                                 "namespace": namespace}},
+            }
+            children.append((k.DOMAIN_MAPPING, mapping))
+        self.store.apply(children)
+        config = self.store.get(k.CONFIGURATION, namespace, name)
+        route = self.store.get(k.ROUTE, namespace, name)
+        status, conditions = b.service_status(service, config, route)
+        self._put_status(k.SERVICE, service, status, conditions)
+
+    # -- Configuration ---------------------------------------------------------------------------
+    async def _configuration(self, configuration: Resource) -> None:
+        meta = configuration["metadata"]
+        namespace = meta["namespace"]
+        wanted = b.revision_for(configuration)
+        name = wanted["metadata"]["name"]
+        existing = self.store.get(k.REVISION, namespace, name)
+        if existing is None:
+            self.store.apply([(k.REVISION, wanted)])
+        elif not b.same_template(existing, configuration):
+            message = (f'spec.template.metadata.name: Revision "{name}" already exists with a different spec; '
+                       "a changed template needs a new name")
+            self._put_status(k.CONFIGURATION, configuration,
+                             {"observedGeneration": meta["generation"]},
+                             [Condition.false("Ready", "RevisionNameTaken", message)])
+            return
+        revisions = [r for r in self.store.list(k.REVISION, namespace)
+                     if r["metadata"].get("labels", {}).get(b.CONFIGURATION_LABEL) == meta["name"]]
+        latest = self.store.get(k.REVISION, namespace, name)
+        status, conditions = b.configuration_status(configuration, latest, revisions)
+        self._put_status(k.CONFIGURATION, configuration, status, conditions)
+
+    # -- Revision --------------------------------------------------------------------------------
+    async def _revision(self, revision: Resource) -> None:
+        meta = revision["metadata"]
+        key = (meta["namespace"], meta["name"])
+        status: dict[str, Any] = {"observedGeneration": meta.get("generation", 1)}
+        try:
+            env = instance_env(
+                revision,
+                lambda ns, n: self.store.get(k.SECRET, ns, n),
+                lambda ns, n: self.store.get(k.CONFIG_MAP, ns, n),
+                self.extra_env(revision),
+            )
+            spec = workload_spec(revision, env)
+        except SpecError as exc:
+            await self.dataplane.remove(key)
+            failed = Condition.false("ContainerHealthy", "CreateContainerConfigError", str(exc))
+            resources = Condition.false("ResourcesAvailable", "CreateContainerConfigError", str(exc))
+            self._put_status(k.REVISION, revision, status, [failed, resources])
+            return
+        await self.dataplane.ensure(key, spec, revision_settings(revision))
+        runner = self.dataplane.runner(key)
+        health = self.dataplane.health(key)
+        if runner is not None:
+            status["actualReplicas"] = runner.ready_count
+            status["desiredReplicas"] = runner.desired
+        status["containerStatuses"] = [{"name": revision["spec"]["containers"][0].get("name", "user-container"),
+                                        "imageDigest": spec.image}]
+        if health is None or (not health.ready and not health.failed):
+            conditions = [Condition.unknown("ResourcesAvailable", "Deploying"),
+                          Condition.unknown("ContainerHealthy", "Deploying")]
+        elif health.failed and not health.ready:
+            conditions = [Condition.false("ContainerHealthy", health.reason, health.message),
+                          Condition.false("ResourcesAvailable", health.reason, health.message)]
+        else:
+            conditions = [Condition.true("ResourcesAvailable"), Condition.true("ContainerHealthy")]
+        active = runner is not None and runner.ready_count > 0
+        extra = [Condition.true("Active") if active else Condition.false("Active", "NoTraffic",
+                                                                           "The target is not receiving traffic.")]
+        self._put_status(k.REVISION, revision, status, conditions, extra)
+
+    # -- Route -----------------------------------------------------------------------------------
+    async def _route(self, route: Resource) -> None:
+        meta = route["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        configurations = {c["metadata"]["name"]: c for c in self.store.list(k.CONFIGURATION, namespace)}
+        revisions = {r["metadata"]["name"]: r for r in self.store.list(k.REVISION, namespace)}
+        targets, assigned = b.resolve_traffic(route, configurations, revisions)
+        status: dict[str, Any] = {"observedGeneration": meta["generation"]}
+        local = meta.get("labels", {}).get(b.VISIBILITY_LABEL) == "cluster-local"
+        if assigned.status == "True":
+            self.routing.set_hosts(("Route", namespace, name), self._hosts(route, targets, local))
+            status["traffic"] = b.route_status_traffic(route, targets, self.network)
+        else:
+            previous = route.get("status", {}).get("traffic")
+            if previous:  # keep serving what was assigned before, as Knative does
+                status["traffic"] = previous
+        status["url"] = b.route_url(route, self.network)
+        status["address"] = {"url": f"http://{b.cluster_local_host(name, namespace)}"}
+        conditions = [assigned, Condition.true("IngressReady"),
+                      Condition("CertificateProvisioned", "True", "TLSNotEnabled",
+                                "autoTLS is not enabled")]
+        self._put_status(k.ROUTE, route, status, conditions)
+
+    def _hosts(self, route: Resource, targets: list[b.ResolvedTarget], local: bool) -> dict[str, RouteEntry]:
+        meta = route["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        weighted = tuple(Target((namespace, t.revision), t.percent) for t in targets if t.percent > 0)
+        hosts: dict[str, RouteEntry] = {}
+        if weighted:
+            entry = RouteEntry(weighted)
+            hosts[b.cluster_local_host(name, namespace)] = entry
+            hosts[f"{name}.{namespace}.svc"] = entry
+            if not local:
+                hosts[self.network.host(name, namespace)] = entry
+        for target in targets:
+            if target.tag:
+                single = RouteEntry((Target((namespace, target.revision), 100),))
+                hosts[b.tag_host(target.tag, name, namespace, self.network, True)] = single
+                if not local:
+                    hosts[b.tag_host(target.tag, name, namespace, self.network, False)] = single
+        return hosts
+
+    # -- DomainMapping ---------------------------------------------------------------------------
+    async def _domain_mapping(self, mapping: Resource) -> None:
+        meta = mapping["metadata"]
+        host = meta["name"].lower()
+        ref = mapping["spec"].get("ref", {})
+        namespace = ref.get("namespace") or meta["namespace"]
+        status: dict[str, Any] = {"observedGeneration": meta["generation"], "url": self.network.url(host)}
+        target_route = self.store.get(k.ROUTE, namespace, ref.get("name", ""))
+        claimed_by = self.routing.alias_owner(host)
+        owner = ("DomainMapping", meta["namespace"], meta["name"])
+        if claimed_by is not None and claimed_by != owner:
+            conditions = [Condition.false("DomainClaimed", "DomainAlreadyClaimed",
+                                          f"host {host} is already mapped by {claimed_by[1]}/{claimed_by[2]}")]
+        elif ref.get("kind", "Service") != "Service" or target_route is None:
+            self.routing.set_aliases(owner, {})
+            conditions = [Condition.true("DomainClaimed"),
+                          Condition.false("ReferenceResolved", "ResolveFailed",
+                                          f'spec.ref: Service "{ref.get("name", "")}" not found in {namespace}')]
+        else:
+            self.routing.set_aliases(owner, {host: b.cluster_local_host(ref["name"], namespace)})
+            route_ready = _is_true(target_route, "Ready")
+            conditions = [Condition.true("DomainClaimed"), Condition.true("ReferenceResolved"),
+                          Condition.true("IngressReady") if route_ready else
+                          Condition.unknown("IngressReady", "RouteNotReady", "the service is not ready yet")]
+            status["address"] = {"url": self.network.url(host)}
+        self._put_status(k.DOMAIN_MAPPING, mapping, status, conditions)
+
+    # -- status ----------------------------------------------------------------------------------
+    def _put_status(self, kind: Kind, resource: Resource, status: dict[str, Any], conditions: list[Condition],
+                    extra: list[Condition] | None = None) -> None:
+        ready = next((c for c in conditions if c.type == "Ready"), None)
+        if ready is None:
+            conditions = [*conditions, summarize("Ready", conditions)]
+        previous = resource.get("status", {}).get("conditions")
+        status["conditions"] = render([*conditions, *(extra or [])], previous, self.clock())
+        meta = resource["metadata"]
+        self.store.put_status(kind, meta.get("namespace", ""), meta["name"], status)
+
+
+def _is_true(resource: Resource, type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") == "True"
+               for c in resource.get("status", {}).get("conditions", []))

@@ -1,0 +1,146 @@
+"""Revision → WorkloadSpec: the workload class, code directory, environment and probe of its instances."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from wisp.control.serving_builders import CONFIGURATION_LABEL, MANIFEST_DIR, SERVICE_LABEL
+from wisp.serving.workloads.types import Probe, WorkloadSpec
+from wisp.types import Resource
+
+WORKLOAD_CLASS = "wisp.dev/workload-class"
+FUNCTION_TARGET = "wisp.dev/function-target"
+# The daemon's environment that instances inherit; everything else they get is declared in the manifest.
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "VIRTUAL_ENV", "SYSTEMROOT", "PYTHONPATH")
+
+Lookup = Callable[[str, str], Resource | None]  # (namespace, name) → Secret or ConfigMap
+
+
+class SpecError(Exception):
+    """The revision cannot be turned into instances; the message names the field."""
+
+
+def workload_class(revision: Resource) -> str:
+    value = revision["metadata"].get("annotations", {}).get(WORKLOAD_CLASS, "container")
+    return "function" if value == "function" else "container"
+
+
+def _is_local(image: str) -> bool:
+    return image.startswith(("./", "../", "/")) or image in (".", "..")
+
+
+def _secret_value(secret: Resource, key: str) -> str | None:
+    data = secret.get("data", {})
+    if key in data:
+        return base64.b64decode(data[key]).decode("utf-8", errors="replace")
+    return secret.get("stringData", {}).get(key)
+
+
+def _key_ref(ref: Mapping[str, Any], namespace: str, lookup: Lookup, what: str, path: str,
+             decode: Callable[[Resource, str], str | None]) -> str | None:
+    source = lookup(namespace, ref.get("name", ""))
+    optional = bool(ref.get("optional", False))
+    if source is None:
+        if optional:
+            return None
+        raise SpecError(f'{path}: {what} "{ref.get("name", "")}" not found')
+    value = decode(source, ref.get("key", ""))
+    if value is None and not optional:
+        raise SpecError(f'{path}: key "{ref.get("key", "")}" not found in {what} "{ref.get("name", "")}"')
+    return value
+
+
+def _config_value(config_map: Resource, key: str) -> str | None:
+    value = config_map.get("data", {}).get(key)
+    return None if value is None else str(value)
+
+
+def instance_env(
+    revision: Resource, secrets: Lookup, config_maps: Lookup, extra: Mapping[str, str],
+    inherited: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of the revision's instances, runtime contract included (PORT is added per instance)."""
+    meta = revision["metadata"]
+    namespace = meta.get("namespace", "default")
+    container = revision["spec"]["containers"][0]
+    base = os.environ if inherited is None else inherited
+    env = {k: base[k] for k in _INHERITED if k in base}
+    env.update(extra)
+    prefix = "spec.containers[0]"
+    for i, source in enumerate(container.get("envFrom", [])):
+        pre = source.get("prefix", "")
+        if "secretRef" in source:
+            ref = source["secretRef"]
+            secret = secrets(namespace, ref.get("name", ""))
+            if secret is None:
+                if not ref.get("optional"):
+                    raise SpecError(f'{prefix}.envFrom[{i}].secretRef: secret "{ref.get("name")}" not found')
+                continue
+            keys = {*secret.get("data", {}), *secret.get("stringData", {})}
+            env.update({pre + k: _secret_value(secret, k) or "" for k in keys})
+        elif "configMapRef" in source:
+            ref = source["configMapRef"]
+            cm = config_maps(namespace, ref.get("name", ""))
+            if cm is None:
+                if not ref.get("optional"):
+                    raise SpecError(f'{prefix}.envFrom[{i}].configMapRef: config map "{ref.get("name")}" not found')
+                continue
+            env.update({pre + k: str(v) for k, v in cm.get("data", {}).items()})
+    for i, var in enumerate(container.get("env", [])):
+        path = f"{prefix}.env[{i}].valueFrom"
+        if "valueFrom" not in var:
+            env[var["name"]] = str(var.get("value", ""))
+            continue
+        value_from = var["valueFrom"]
+        value: str | None
+        if "secretKeyRef" in value_from:
+            value = _key_ref(value_from["secretKeyRef"], namespace, secrets, "secret", path, _secret_value)
+        else:
+            value = _key_ref(value_from.get("configMapKeyRef", {}), namespace, config_maps, "config map", path,
+                             _config_value)
+        if value is not None:
+            env[var["name"]] = value
+    labels = meta.get("labels", {})
+    env.update({
+        "K_SERVICE": labels.get(SERVICE_LABEL, ""),
+        "K_CONFIGURATION": labels.get(CONFIGURATION_LABEL, ""),
+        "K_REVISION": meta["name"],
+    })
+    return env
+
+
+def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
+    meta = revision["metadata"]
+    annotations = meta.get("annotations", {})
+    spec = revision["spec"]
+    container = spec["containers"][0]
+    image = str(container.get("image", ""))
+    klass = workload_class(revision)
+    directory: Path | None = None
+    if _is_local(image):
+        base = Path(annotations.get(MANIFEST_DIR, "."))
+        directory = (base / image).resolve()
+        if not directory.is_dir():
+            raise SpecError(f"spec.containers[0].image: {image} is not a directory (looked in {directory})")
+    elif klass == "function":
+        raise SpecError(
+            f"spec.containers[0].image: a function needs a local code directory such as ./app, not {image!r}")
+    if klass == "container" and directory is not None and not container.get("command"):
+        raise SpecError("spec.containers[0].command: required when the image is a local directory "
+                        "(there is no image entrypoint to run)")
+    target = env.get("FUNCTION_TARGET") or annotations.get(FUNCTION_TARGET) or "main:handle"
+    probe_spec = container.get("readinessProbe", {}) or {}
+    http_get = probe_spec.get("httpGet")
+    probe = Probe(http_path=str(http_get.get("path", "/"))) if http_get else Probe()
+    return WorkloadSpec(
+        revision=meta["name"], namespace=meta.get("namespace", "default"),
+        workload_class="function" if klass == "function" else "container",
+        directory=directory, image=image,
+        command=[str(c) for c in container.get("command", [])], args=[str(a) for a in container.get("args", [])],
+        env=env, function_target=target, probe=probe,
+        timeout_seconds=float(spec.get("timeoutSeconds", 300) or 300),
+    )

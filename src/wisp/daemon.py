@@ -1,0 +1,279 @@
+"""Wires wisp's components together and owns their start and stop order.
+
+Start: store → data plane → controller → control API → ingress → apply the given manifests.
+Stop (Ctrl-C / SIGTERM): ingress stops accepting and finishes its requests → controller → every instance
+drains → control API → store. Started again on the same state dir, the controller rebuilds everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from wisp.api import kinds as k
+from wisp.api.errors import ManifestError
+from wisp.api.loader import load_paths
+from wisp.control.admission import admit
+from wisp.control.api import VirtualKinds, build_api
+from wisp.control.conditions import get_condition
+from wisp.control.controller import Controller
+from wisp.control.serving import ServingReconciler
+from wisp.control.serving_builders import Network
+from wisp.serving import views
+from wisp.serving.dataplane import DataPlane
+from wisp.serving.ingress import ASGIApp, Ingress
+from wisp.serving.routing import RoutingTable
+from wisp.serving.workloads import make_runtime
+from wisp.serving.workloads.logs import follow, tail
+from wisp.store import Store
+from wisp.types import Clock
+
+log = logging.getLogger("wisp")
+
+DEFAULT_BODY_LIMIT = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    paths: list[Path] = field(default_factory=list)
+    port: int = 8080
+    api_port: int = 8001
+    state_dir: Path = Path(".wisp")
+    host: str = "127.0.0.1"
+    kafka: str | None = None
+    domain: str = "localhost"
+    body_limit: int = DEFAULT_BODY_LIMIT
+    token: str | None = None  # required when the control API listens beyond loopback
+    ready_timeout: float = 120.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(host: str, port: int, what: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen for the {what} on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server:
+    """A uvicorn server on a socket we bound, without uvicorn's own signal handling."""
+
+    def __init__(self, app: ASGIApp | Any, sock: socket.socket, drain_seconds: float) -> None:
+        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=int(drain_seconds), date_header=False,
+                                timeout_keep_alive=30, http="httptools", loop="none")
+        config.load()
+        self.server = uvicorn.Server(config)
+        self.server.lifespan = config.lifespan_class(config)
+        self.sock = sock
+
+    async def start(self) -> None:
+        await self.server.startup(sockets=[self.sock])
+
+    async def stop(self) -> None:
+        await self.server.shutdown(sockets=[self.sock])
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+
+class Daemon:
+    def __init__(self, options: DaemonOptions, clock: Clock = time.time) -> None:
+        self.options = options
+        self.clock = clock
+        state = options.state_dir
+        self.store = Store(state / "store.db", clock)
+        self.routing = RoutingTable()
+        self.dataplane = DataPlane(make_runtime, state / "logs", clock, self._revision_changed)
+        self._ingress_sock: socket.socket | None = None
+        self._api_sock: socket.socket | None = None
+        self.controller: Controller | None = None
+        self._servers: list[_Server] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        opts = self.options
+        token = opts.token or os.environ.get("WISP_TOKEN")
+        if not _is_loopback(opts.host) and not token:
+            raise StartupError(f"the control API would listen on {opts.host}, beyond loopback: set WISP_TOKEN")
+        self._ingress_sock = _bind(opts.host, opts.port, "ingress")
+        self._api_sock = _bind(opts.host, opts.api_port, "control API")
+        network = Network(opts.domain, self._ingress_sock.getsockname()[1])
+        self.network = network
+        self.store.open()
+        serving = ServingReconciler(self.store, self.dataplane, self.routing, network, self.clock)
+        self.controller = Controller(self.store, [serving])
+        await self.controller.start()
+        virtual = VirtualKinds(
+            list_pods=lambda ns: views.pods(self.dataplane, ns),
+            list_autoscalers=lambda ns: views.autoscalers(self.dataplane, ns),
+            service_logs=self._service_logs, info=self._info, metrics=views.no_metrics,
+        )
+        api = _Server(build_api(self.store, virtual, token), self._api_sock, 5)
+        ingress = _Server(Ingress(self.routing, self.dataplane, opts.body_limit), self._ingress_sock, 30)
+        for server in (api, ingress):
+            await server.start()
+            self._servers.append(server)
+
+    async def stop(self) -> None:
+        for server in reversed(self._servers):  # ingress first: no new requests, in-flight ones finish
+            await server.stop()
+        self._servers.clear()
+        if self.controller is not None:
+            await self.controller.stop()
+        await self.dataplane.stop()
+        self.store.close()
+
+    # -- applying --------------------------------------------------------------------------------
+    def apply_paths(self, paths: list[Path]) -> list[str]:
+        docs = load_paths(paths)
+        admitted = admit([d.resource for d in docs], self.store)
+        results = self.store.apply(admitted)
+        return [f"{r.kind.kind.lower()}.{r.kind.group or 'core'}/{r.name} {r.action}" for r in results]
+
+    async def wait_services_ready(self, timeout: float) -> None:
+        """Until every Service is Ready or has failed, or the timeout passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending = [s for s in self.store.list(k.SERVICE)
+                       if (get_condition(s, "Ready") or {}).get("status", "Unknown") == "Unknown"]
+            if not pending:
+                return
+            await asyncio.sleep(0.05)
+
+    def service_lines(self) -> list[str]:
+        lines = []
+        for svc in self.store.list(k.SERVICE):
+            ready = get_condition(svc, "Ready") or {}
+            url = svc.get("status", {}).get("url", "")
+            mark = "Ready" if ready.get("status") == "True" else f"NotReady ({ready.get('reason', '')}: " \
+                f"{ready.get('message', '')})"
+            lines.append(f"  {svc['metadata']['namespace']}/{svc['metadata']['name']}  {url}  {mark}")
+        for dm in self.store.list(k.DOMAIN_MAPPING):
+            lines.append(f"  domain {dm['metadata']['name']} → {dm['spec']['ref'].get('name')}  "
+                         f"{dm.get('status', {}).get('url', '')}")
+        return lines
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def _revision_changed(self, key: tuple[str, str]) -> None:
+        if self.controller is not None:
+            self.controller.enqueue(k.REVISION, key[0], key[1])
+
+    def _info(self) -> dict[str, Any]:
+        return {"ingress": self.network.url(self.options.host), "domain": self.options.domain,
+                "version": _version(), "ingressPort": self.network.port}
+
+    async def _service_logs(self, namespace: str, service: str, follow_: bool, lines: int) -> AsyncIterator[str]:
+        paths = views.service_log_paths(self.options.state_dir / "logs", self.store, namespace, service)
+        for path in paths:
+            for line in tail(path, lines):
+                yield f"[{path.stem}] {line}"
+        if not follow_:
+            return
+        queue: asyncio.Queue[str] = asyncio.Queue()
+
+        async def pump(path: Path) -> None:
+            async for line in follow(path, lines=0):
+                await queue.put(f"[{path.stem}] {line}")
+
+        watched: dict[Path, asyncio.Task[None]] = {}
+        try:
+            while True:
+                for path in views.service_log_paths(self.options.state_dir / "logs", self.store, namespace, service):
+                    if path not in watched:
+                        watched[path] = asyncio.create_task(pump(path))
+                with contextlib.suppress(TimeoutError):
+                    yield await asyncio.wait_for(queue.get(), 1.0)
+        finally:
+            for task in watched.values():
+                task.cancel()
+
+
+async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
+    daemon = Daemon(options)
+    try:
+        await daemon.start()
+    except StartupError as exc:
+        print(f"wisp: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if options.paths:
+            try:
+                for line in daemon.apply_paths(options.paths):
+                    print(line)
+            except ManifestError as exc:
+                print(f"wisp: {exc}", file=sys.stderr)
+                return 1
+        await daemon.wait_services_ready(options.ready_timeout)
+        print(f"wisp is serving on {daemon.network.url(options.host)} "
+              f"(control API http://{options.host}:{options.api_port})")
+        for line in daemon.service_lines():
+            print(line)
+        sys.stdout.flush()
+        await stop.wait()
+        print("wisp: stopping (draining in-flight requests)", file=sys.stderr)
+        return 0
+    finally:
+        await daemon.stop()
+
+
+def run(options: DaemonOptions) -> int:
+    """Run the daemon in the foreground until Ctrl-C or SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await serve(options, stop)
+
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # uvloop is optional (no wheels on some platforms)
+        loop_factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main())
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wisp")
+    except PackageNotFoundError:
+        return "unknown"

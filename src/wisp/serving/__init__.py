@@ -1,0 +1,1 @@
+"""The request path: ingress, throttler/activator, autoscaler and the workloads that serve requests."""

@@ -1,0 +1,146 @@
+"""Per-revision request admission: containerConcurrency per instance, a bounded queue, activator buffering.
+
+A request takes a slot on a ready instance with free capacity, or waits in FIFO order. Freed capacity is
+handed straight to the oldest waiter, so a burst never stampedes. With no ready instance at all (scale
+from zero) requests wait here while `on_cold` asks the autoscaler for instances: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wisp.serving.upstream import UpstreamPool
+
+
+class QueueFull(Exception):
+    """The revision's queue is at its bound; the ingress answers 503."""
+
+
+class NoCapacity(TimeoutError):
+    """No instance could take the request before its deadline."""
+
+
+@dataclass(eq=False)
+class Slot:
+    """One instance as the throttler sees it."""
+
+    name: str
+    pool: UpstreamPool
+    capacity: int  # 0 = unlimited
+    ready: bool = False
+    in_flight: int = 0
+    requests_total: int = 0
+
+    def has_room(self) -> bool:
+        return self.ready and (self.capacity == 0 or self.in_flight < self.capacity)
+
+
+@dataclass
+class ThrottlerHooks:
+    """How the throttler tells the autoscaler what it sees (all optional)."""
+
+    on_cold: Callable[[], None] = lambda: None  # a request arrived with no ready instance
+    on_start: Callable[[], None] = lambda: None  # a request entered (queued or running)
+    on_finish: Callable[[], None] = lambda: None  # a request left
+
+
+@dataclass
+class Throttler:
+    capacity: int  # containerConcurrency; 0 = unlimited
+    queue_depth: int
+    hooks: ThrottlerHooks = field(default_factory=ThrottlerHooks)
+    slots: list[Slot] = field(default_factory=list)
+    _waiters: deque[asyncio.Future[Slot]] = field(default_factory=deque)
+
+    @property
+    def queued(self) -> int:
+        return sum(1 for w in self._waiters if not w.done())
+
+    @property
+    def in_flight(self) -> int:
+        return sum(s.in_flight for s in self.slots)
+
+    @property
+    def ready_count(self) -> int:
+        return sum(1 for s in self.slots if s.ready)
+
+    def add(self, slot: Slot) -> None:
+        self.slots.append(slot)
+        self._dispatch()
+
+    def mark_ready(self, slot: Slot) -> None:
+        slot.ready = True
+        self._dispatch()
+
+    def remove(self, slot: Slot) -> None:
+        """Stop routing to an instance (draining or dead); its in-flight requests finish or fail on their own."""
+        slot.ready = False
+        if slot in self.slots:
+            self.slots.remove(slot)
+
+    def set_capacity(self, capacity: int) -> None:
+        self.capacity = capacity
+        for slot in self.slots:
+            slot.capacity = capacity
+        self._dispatch()
+
+    async def acquire(self, timeout: float | None) -> Slot:
+        self.hooks.on_start()
+        try:
+            slot = self._pick()
+            if slot is not None:
+                self._take(slot)
+                return slot
+            if self.queued >= self.queue_depth:
+                raise QueueFull(f"queue is full ({self.queue_depth} requests waiting)")
+            if self.ready_count == 0:
+                self.hooks.on_cold()
+            waiter: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            except TimeoutError:
+                if waiter.done() and not waiter.cancelled():
+                    self.release(waiter.result(), count=False)  # handed over just as we gave up
+                waiter.cancel()
+                raise NoCapacity("no instance became available in time") from None
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self.release(waiter.result(), count=False)
+                waiter.cancel()
+                raise
+        except BaseException:
+            self.hooks.on_finish()
+            raise
+
+    def release(self, slot: Slot, count: bool = True) -> None:
+        slot.in_flight -= 1
+        if count:
+            self.hooks.on_finish()
+        self._dispatch()
+
+    def _pick(self) -> Slot | None:
+        best: Slot | None = None
+        for slot in self.slots:
+            if slot.has_room() and (best is None or slot.in_flight < best.in_flight):
+                best = slot
+        return best
+
+    @staticmethod
+    def _take(slot: Slot) -> None:
+        slot.in_flight += 1
+        slot.requests_total += 1
+
+    def _dispatch(self) -> None:
+        while self._waiters:
+            if self._waiters[0].done():
+                self._waiters.popleft()
+                continue
+            slot = self._pick()
+            if slot is None:
+                return
+            self._take(slot)
+            self._waiters.popleft().set_result(slot)

@@ -1,0 +1,76 @@
+"""Running state shown as Kubernetes-shaped objects: instances as Pods, autoscalers as PodAutoscalers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from wisp.api import kinds as k
+from wisp.serving.dataplane import DataPlane
+from wisp.store import Store
+from wisp.types import Resource
+
+
+def _ts(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pods(dataplane: DataPlane, namespace: str | None) -> list[Resource]:
+    out: list[Resource] = []
+    for runner in dataplane.runners():
+        ns, revision = runner.key
+        if namespace is not None and ns != namespace:
+            continue
+        service = runner.runtime.spec.env.get("K_SERVICE", "")
+        for pod in runner.pods:
+            out.append({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {
+                    "name": pod.name, "namespace": ns, "creationTimestamp": _ts(pod.created),
+                    "labels": {"serving.knative.dev/revision": revision, "serving.knative.dev/service": service},
+                    "annotations": {"wisp.dev/in-flight": str(pod.slot.in_flight)},
+                },
+                "status": {
+                    "phase": pod.phase,
+                    "podIP": "127.0.0.1",
+                    "containerStatuses": [{"name": "user-container", "ready": pod.ready,
+                                           "restartCount": pod.restarts,
+                                           "pid": pod.instance.pid if pod.instance else None}],
+                },
+            })
+    return out
+
+
+def autoscalers(dataplane: DataPlane, namespace: str | None) -> list[Resource]:
+    out: list[Resource] = []
+    for runner in dataplane.runners():
+        ns, revision = runner.key
+        if namespace is not None and ns != namespace:
+            continue
+        ready = runner.ready_count
+        status: dict[str, Any] = {
+            "desiredScale": runner.desired, "actualScale": ready,
+            "conditions": [{"type": "Ready", "status": "True" if ready >= runner.desired else "Unknown"}],
+        }
+        out.append({
+            "apiVersion": "autoscaling.internal.knative.dev/v1alpha1", "kind": "PodAutoscaler",
+            "metadata": {"name": revision, "namespace": ns,
+                         "annotations": {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev"}},
+            "status": status,
+        })
+    return out
+
+
+def service_log_paths(log_root: Path, store: Store, namespace: str, service: str) -> list[Path]:
+    """The log files of every instance, past and present, of a Service's revisions (oldest first)."""
+    revisions = [r["metadata"]["name"] for r in store.list(k.REVISION, namespace)
+                 if r["metadata"].get("labels", {}).get("serving.knative.dev/service") == service]
+    paths: list[Path] = []
+    for revision in revisions:
+        paths.extend((log_root / namespace / revision).glob("*.log"))
+    return sorted(paths, key=lambda p: p.stat().st_mtime if p.exists() else 0)
+
+
+def no_metrics() -> tuple[bytes, str]:
+    return b"", "text/plain; version=0.0.4"
