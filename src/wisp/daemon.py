@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,12 +260,11 @@ def run(options: DaemonOptions) -> int:
             loop.add_signal_handler(sig, stop.set)
         return await serve(options, stop)
 
-    try:
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    with contextlib.suppress(ImportError):  # uvloop is optional (no wheels on some platforms)
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    except ImportError:  # uvloop is optional (no wheels on some platforms)
-        loop_factory = asyncio.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(main())
 

@@ -23,7 +23,8 @@ RETRY_START, RETRY_MAX = 0.5, 30.0
 
 
 class Reconciler(Protocol):
-    kinds: tuple[Kind, ...]
+    @property
+    def kinds(self) -> tuple[Kind, ...]: ...
 
     async def reconcile(self, kind: Kind, namespace: str, name: str) -> None: ...
 

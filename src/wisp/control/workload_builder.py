@@ -37,7 +37,8 @@ def _secret_value(secret: Resource, key: str) -> str | None:
     data = secret.get("data", {})
     if key in data:
         return base64.b64decode(data[key]).decode("utf-8", errors="replace")
-    return secret.get("stringData", {}).get(key)
+    value = secret.get("stringData", {}).get(key)
+    return None if value is None else str(value)
 
 
 def _key_ref(ref: Mapping[str, Any], namespace: str, lookup: Lookup, what: str, path: str,

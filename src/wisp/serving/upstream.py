@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httptools  # type: ignore[import-untyped]
+import httptools
 
 # Buffered response chunks before the instance is asked to wait (flow control towards slow clients).
 _HIGH_WATER = 32
@@ -59,7 +59,7 @@ class UpstreamResponse:
 class _Connection(asyncio.Protocol):
     pool: UpstreamPool
     transport: asyncio.Transport | None = None
-    parser: httptools.HttpResponseParser = None
+    parser: httptools.HttpResponseParser = field(init=False)
     chunks: asyncio.Queue[bytes | Exception | None] = field(default_factory=asyncio.Queue)
     head: asyncio.Future[UpstreamResponse] | None = None
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -67,6 +67,9 @@ class _Connection(asyncio.Protocol):
     paused: bool = False
     reusable: bool = False
     got_bytes: bool = False
+
+    def __post_init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -20,6 +20,9 @@ from typing import Any, Literal
 from wisp.api.kinds import ALL_KINDS, Kind
 from wisp.types import Clock, Resource
 
+# The class below defines a `list` method; annotations inside it use this name for the builtin.
+_List = list
+
 Action = Literal["created", "configured", "unchanged", "deleted"]
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 
@@ -78,7 +81,7 @@ class Store:
         self._path = path
         self._clock = clock
         self._db: sqlite3.Connection | None = None
-        self._subscribers: list[asyncio.Queue[StoreEvent]] = []
+        self._subscribers: _List[asyncio.Queue[StoreEvent]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -130,7 +133,7 @@ class Store:
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def list(self, kind: Kind, namespace: str | None = None) -> list[Resource]:
+    def list(self, kind: Kind, namespace: str | None = None) -> _List[Resource]:
         if namespace is None or not kind.namespaced:
             rows = self.db.execute(
                 "SELECT body FROM resources WHERE kind=? ORDER BY namespace, name", (_kind_key(kind),)
@@ -142,19 +145,19 @@ class Store:
             )
         return [dict(json.loads(r[0])) for r in rows]
 
-    def all(self) -> list[tuple[Kind, Resource]]:
+    def all(self) -> _List[tuple[Kind, Resource]]:
         by_key = {_kind_key(k): k for k in ALL_KINDS}
-        out: list[tuple[Kind, Resource]] = []
+        out: _List[tuple[Kind, Resource]] = []
         for key, body in self.db.execute("SELECT kind, body FROM resources ORDER BY kind, namespace, name"):
             if key in by_key:
                 out.append((by_key[key], dict(json.loads(body))))
         return out
 
     # -- writes ----------------------------------------------------------------------------------
-    def apply(self, items: list[tuple[Kind, Resource]]) -> list[ApplyResult]:
+    def apply(self, items: _List[tuple[Kind, Resource]]) -> _List[ApplyResult]:
         """Create or update every item in one transaction: all are written or none is."""
-        results: list[ApplyResult] = []
-        events: list[StoreEvent] = []
+        results: _List[ApplyResult] = []
+        events: _List[StoreEvent] = []
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -208,7 +211,7 @@ class Store:
         current = self.get(kind, namespace, name)
         if current is None:
             raise NotFound(f'{kind.plural} "{name}" not found')
-        events: list[StoreEvent] = []
+        events: _List[StoreEvent] = []
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self._delete_tree(kind, current, events)
@@ -277,7 +280,7 @@ class Store:
         self._write(kind, resource)
         return ApplyResult(kind, namespace, name, "configured", resource), StoreEvent("MODIFIED", kind, resource)
 
-    def _delete_tree(self, kind: Kind, resource: Resource, events: list[StoreEvent]) -> None:
+    def _delete_tree(self, kind: Kind, resource: Resource, events: _List[StoreEvent]) -> None:
         meta = resource["metadata"]
         namespace = self._ns(kind, meta.get("namespace"))
         for child_kind, child in self._owned_by(meta["uid"], namespace):
@@ -288,9 +291,9 @@ class Store:
         )
         events.append(StoreEvent("DELETED", kind, resource))
 
-    def _owned_by(self, uid: str, namespace: str) -> list[tuple[Kind, Resource]]:
+    def _owned_by(self, uid: str, namespace: str) -> _List[tuple[Kind, Resource]]:
         by_key = {_kind_key(k): k for k in ALL_KINDS}
-        owned: list[tuple[Kind, Resource]] = []
+        owned: _List[tuple[Kind, Resource]] = []
         rows = self.db.execute("SELECT kind, body FROM resources WHERE namespace=?", (namespace,))
         for key, body in rows.fetchall():
             obj = json.loads(body)

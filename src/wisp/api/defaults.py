@@ -1,0 +1,296 @@
+"""Defaulting, as Knative's and Kubernetes' mutating webhooks do it, before validation.
+
+`apply_defaults` is pure: it returns a new resource and leaves its argument untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+from wisp.types import Resource
+
+DEFAULT_NAMESPACE = "default"
+USER_CONTAINER_NAME = "user-container"
+DEFAULT_TIMEOUT_SECONDS = 300
+DEFAULT_BROKER_CLASS = "MTChannelBasedBroker"
+BROKER_CLASS_ANNOTATION = "eventing.knative.dev/broker.class"
+WORKLOAD_CLASS_ANNOTATION = "wisp.dev/workload-class"
+ALIYUN_WORKLOAD_CLASS_ANNOTATION = "workload.serving.knative.aliyun.com/class"
+KAFKA_SOURCE_STORAGE_VERSION = "sources.knative.dev/v1beta1"
+
+# The seed platform's workload classes, as wisp names them.
+_ALIYUN_CLASSES = {"fc": "function", "eci": "container"}
+
+_CLUSTER_SCOPED = {("v1", "Namespace")}
+
+
+def apply_defaults(resource: Resource) -> Resource:
+    """A copy of `resource` with every default Knative (or Kubernetes) would fill in."""
+    out = copy.deepcopy(resource)
+    meta = out.setdefault("metadata", {})
+    namespaced = (out.get("apiVersion"), out.get("kind")) not in _CLUSTER_SCOPED
+    if isinstance(meta, dict) and namespaced and not meta.get("namespace"):
+        meta["namespace"] = DEFAULT_NAMESPACE
+    group = str(out.get("apiVersion", "")).rpartition("/")[0]
+    defaulter = _DEFAULTERS.get((group, str(out.get("kind"))))
+    if defaulter is not None and isinstance(meta, dict):
+        defaulter(out)
+    return out
+
+
+# -- serving ---------------------------------------------------------------------------------------
+
+
+def _service(res: Resource) -> None:
+    spec = _mapping(res, "spec")
+    if spec is None:
+        return
+    template = _mapping(spec, "template")
+    if template is not None:
+        _revision_template(template, res)
+    _traffic(spec, service=True)
+
+
+def _configuration(res: Resource) -> None:
+    spec = _mapping(res, "spec")
+    template = _mapping(spec, "template") if spec is not None else None
+    if template is not None:
+        _revision_template(template, res)
+
+
+def _revision(res: Resource) -> None:
+    spec = _mapping(res, "spec")
+    if spec is not None:
+        _revision_spec(spec)
+
+
+def _route(res: Resource) -> None:
+    spec = _mapping(res, "spec")
+    if spec is not None:
+        _traffic(spec, service=False)
+
+
+def _revision_template(template: dict[str, Any], owner: Resource) -> None:
+    meta = template.get("metadata")
+    if meta is None:
+        meta = template["metadata"] = {}
+    if isinstance(meta, dict):
+        _workload_class(meta, owner)
+    spec = _mapping(template, "spec")
+    if spec is not None:
+        _revision_spec(spec)
+
+
+def _workload_class(template_meta: dict[str, Any], owner: Resource) -> None:
+    """wisp's own annotation wins; else the seed platform's (template first, then Service); else container."""
+    annotations = template_meta.get("annotations")
+    if annotations is None:
+        annotations = template_meta["annotations"] = {}
+    if not isinstance(annotations, dict):
+        return
+    owner_annotations = owner["metadata"].get("annotations")
+    owner_annotations = owner_annotations if isinstance(owner_annotations, dict) else {}
+    for source in (annotations, owner_annotations):
+        if source.get(WORKLOAD_CLASS_ANNOTATION):
+            annotations[WORKLOAD_CLASS_ANNOTATION] = source[WORKLOAD_CLASS_ANNOTATION]
+            return
+    for source in (annotations, owner_annotations):
+        seed_class = source.get(ALIYUN_WORKLOAD_CLASS_ANNOTATION)
+        if isinstance(seed_class, str) and seed_class:
+            # An unknown seed class is kept verbatim so validation can name it.
+            annotations[WORKLOAD_CLASS_ANNOTATION] = _ALIYUN_CLASSES.get(seed_class.lower(), seed_class)
+            return
+    annotations[WORKLOAD_CLASS_ANNOTATION] = "container"
+
+
+def _revision_spec(spec: dict[str, Any]) -> None:
+    spec.setdefault("containerConcurrency", 0)
+    spec.setdefault("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
+    spec.setdefault("enableServiceLinks", False)
+    containers = spec.get("containers")
+    if not isinstance(containers, list):
+        return
+    for i, container in enumerate(containers):
+        if not isinstance(container, dict):
+            continue
+        if not container.get("name"):
+            container["name"] = USER_CONTAINER_NAME if len(containers) == 1 else f"{USER_CONTAINER_NAME}-{i}"
+        if len(containers) == 1 or container.get("ports"):
+            _readiness_probe(container)  # Knative probes only the serving container
+
+
+def _readiness_probe(container: dict[str, Any]) -> None:
+    probe = container.get("readinessProbe")
+    if probe is None:
+        probe = container["readinessProbe"] = {}
+    if not isinstance(probe, dict):
+        return
+    if not any(probe.get(h) is not None for h in ("httpGet", "tcpSocket", "exec", "grpc")):
+        probe["tcpSocket"] = {"port": 0}
+    if not probe.get("successThreshold"):
+        probe["successThreshold"] = 1
+    if probe.get("periodSeconds"):  # Kubernetes' own defaults apply once a period is set
+        probe.setdefault("failureThreshold", 3)
+        probe.setdefault("timeoutSeconds", 1)
+
+
+def _traffic(spec: dict[str, Any], *, service: bool) -> None:
+    if service and not spec.get("traffic"):
+        spec["traffic"] = [{"latestRevision": True, "percent": 100}]
+    traffic = spec.get("traffic")
+    if not isinstance(traffic, list):
+        return
+    for target in traffic:
+        if isinstance(target, dict) and target.get("latestRevision") is None:
+            target["latestRevision"] = not target.get("revisionName")
+
+
+def _domain_mapping(res: Resource) -> None:
+    spec = _mapping(res, "spec")
+    ref = _mapping(spec, "ref") if spec is not None else None
+    if ref is not None and not ref.get("namespace"):
+        ref["namespace"] = res["metadata"]["namespace"]
+
+
+# -- eventing --------------------------------------------------------------------------------------
+
+
+def _kafka_source(res: Resource) -> None:
+    # v1alpha1 (the seed) and v1 (Knative's docs) share v1beta1's schema; the store keeps v1beta1.
+    if res.get("apiVersion") in ("sources.knative.dev/v1alpha1", "sources.knative.dev/v1"):
+        res["apiVersion"] = KAFKA_SOURCE_STORAGE_VERSION
+    spec = _mapping(res, "spec")
+    if spec is None:
+        return
+    for field in ("topics", "bootstrapServers"):
+        if isinstance(spec.get(field), str):
+            spec[field] = [part.strip() for part in spec[field].split(",") if part.strip()]
+    meta = res["metadata"]
+    if not spec.get("consumerGroup"):
+        # Knative generates a random uuid; a name-derived group keeps offsets across re-applies.
+        spec["consumerGroup"] = f"knative-kafka-source-{meta.get('uid') or meta.get('name')}"
+    spec.setdefault("initialOffset", "latest")
+    spec.setdefault("consumers", 1)
+    spec.setdefault("ordering", "ordered")
+    _destination(spec, "sink", meta["namespace"])
+    _delivery(spec, meta["namespace"])
+
+
+def _ping_source(res: Resource) -> None:
+    spec = _mapping(res, "spec")
+    if spec is None:
+        return
+    spec.setdefault("schedule", "* * * * *")
+    if spec.get("data") is not None and not spec.get("contentType"):
+        spec["contentType"] = "application/json" if _is_json(spec["data"]) else "text/plain"
+    _destination(spec, "sink", res["metadata"]["namespace"])
+
+
+def _sink_binding(res: Resource) -> None:
+    spec = _mapping(res, "spec")
+    if spec is None:
+        return
+    namespace = res["metadata"]["namespace"]
+    _destination(spec, "sink", namespace)
+    subject = _mapping(spec, "subject")
+    if subject is not None and not subject.get("namespace"):
+        subject["namespace"] = namespace
+
+
+def _broker(res: Resource) -> None:
+    meta = res["metadata"]
+    annotations = meta.get("annotations")
+    if annotations is None:
+        annotations = meta["annotations"] = {}
+    if isinstance(annotations, dict) and not annotations.get(BROKER_CLASS_ANNOTATION):
+        annotations[BROKER_CLASS_ANNOTATION] = DEFAULT_BROKER_CLASS
+    spec = res.get("spec")
+    if spec is None:
+        spec = res["spec"] = {}
+    if isinstance(spec, dict):
+        _delivery(spec, meta["namespace"])
+
+
+def _trigger(res: Resource) -> None:
+    spec = _mapping(res, "spec")
+    if spec is None:
+        return
+    namespace = res["metadata"]["namespace"]
+    if not spec.get("broker"):
+        spec["broker"] = "default"
+    labels = res["metadata"].get("labels")
+    if labels is None:
+        labels = res["metadata"]["labels"] = {}
+    if isinstance(labels, dict) and isinstance(spec["broker"], str):
+        labels.setdefault("eventing.knative.dev/broker", spec["broker"])
+    _destination(spec, "subscriber", namespace)
+    _delivery(spec, namespace)
+
+
+def _destination(parent: dict[str, Any], field: str, namespace: str) -> None:
+    """Knative's Destination defaulting; a bare object reference (v1alpha1 style) becomes `ref`."""
+    dest = parent.get(field)
+    if not isinstance(dest, dict):
+        return
+    if "ref" not in dest and "uri" not in dest and {"kind", "name"} & dest.keys():
+        dest = parent[field] = {"ref": dest}
+    ref = dest.get("ref")
+    if isinstance(ref, dict) and not ref.get("namespace"):
+        ref["namespace"] = namespace
+
+
+def _delivery(spec: dict[str, Any], namespace: str) -> None:
+    delivery = spec.get("delivery")
+    if isinstance(delivery, dict):
+        _destination(delivery, "deadLetterSink", namespace)
+
+
+# -- core ------------------------------------------------------------------------------------------
+
+
+def _secret(res: Resource) -> None:
+    """Kubernetes merges `stringData` into `data` (base64), stringData winning, and drops it."""
+    string_data = res.get("stringData")
+    if not isinstance(string_data, dict):
+        return
+    data = res.get("data")
+    merged: dict[str, Any] = dict(data) if isinstance(data, dict) else {}
+    for key, value in string_data.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        merged[key] = base64.b64encode(text.encode()).decode()
+    res["data"] = merged
+    del res["stringData"]
+
+
+def _mapping(parent: dict[str, Any], field: str) -> dict[str, Any] | None:
+    value = parent.get(field)
+    return value if isinstance(value, dict) else None
+
+
+def _is_json(data: object) -> bool:
+    if not isinstance(data, str):
+        return False
+    try:
+        json.loads(data)
+    except ValueError:
+        return False
+    return True
+
+
+_DEFAULTERS: dict[tuple[str, str], Callable[[Resource], None]] = {
+    ("serving.knative.dev", "Service"): _service,
+    ("serving.knative.dev", "Configuration"): _configuration,
+    ("serving.knative.dev", "Revision"): _revision,
+    ("serving.knative.dev", "Route"): _route,
+    ("serving.knative.dev", "DomainMapping"): _domain_mapping,
+    ("sources.knative.dev", "KafkaSource"): _kafka_source,
+    ("sources.knative.dev", "PingSource"): _ping_source,
+    ("sources.knative.dev", "SinkBinding"): _sink_binding,
+    ("eventing.knative.dev", "Broker"): _broker,
+    ("eventing.knative.dev", "Trigger"): _trigger,
+    ("", "Secret"): _secret,
+}

@@ -1,0 +1,159 @@
+"""Reading manifests: files, directories and multi-document YAML into resource dicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wisp.api.errors import FieldError, ManifestError
+from wisp.types import Resource
+
+# Where the manifest that named a local `image: ./dir` lives; the workload resolves the path against it.
+MANIFEST_DIR_ANNOTATION = "wisp.dev/manifest-dir"
+
+_LOCAL_IMAGE_PREFIXES = ("./", "../", "/")
+
+
+@dataclass(frozen=True)
+class LoadedDoc:
+    """One resource read from a manifest, with where it came from."""
+
+    resource: Resource
+    source: str  # the file path, or a label such as "<stdin>"
+    index: int  # the YAML document's position in its file, from 0
+    directory: Path  # the directory relative image paths are resolved against
+
+    @property
+    def where(self) -> str:
+        return f"{self.source} (document {self.index})"
+
+
+def load_paths(paths: Sequence[Path]) -> list[LoadedDoc]:
+    """Every resource in the given files and directories (recursively, `*.yaml`/`*.yml`, sorted)."""
+    docs: list[LoadedDoc] = []
+    for file in _manifest_files(paths):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ManifestError([FieldError("", f"cannot read: {exc.strerror or exc}")], str(file)) from exc
+        docs.extend(load_text(text, str(file), directory=file.resolve().parent))
+    return docs
+
+
+def load_text(text: str, source: str = "<stdin>", directory: Path | None = None) -> list[LoadedDoc]:
+    """Every resource in a YAML text; `directory` (default: the working directory) anchors local images."""
+    base = (directory if directory is not None else Path.cwd()).resolve()
+    try:
+        raw_docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise ManifestError([FieldError("", _yaml_problem(exc))], _yaml_where(source, exc)) from exc
+    docs: list[LoadedDoc] = []
+    for index, raw in enumerate(raw_docs):
+        if raw is None:
+            continue  # an empty document, e.g. a trailing `---`
+        where = f"{source} (document {index})"
+        for resource in _expand(raw, where):
+            docs.append(LoadedDoc(_with_manifest_dir(resource, base), source, index, base))
+    return docs
+
+
+def _manifest_files(paths: Sequence[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            found = [p for p in path.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml")]
+            yield from sorted(found)
+        elif path.exists():
+            yield path
+        else:
+            raise ManifestError([FieldError("", "no such file or directory")], str(path))
+
+
+def _expand(raw: object, where: str) -> list[Resource]:
+    """The resources a document holds: itself, or the items of a `kind: List`."""
+    if not isinstance(raw, dict):
+        raise ManifestError(
+            [
+                FieldError(
+                    "",
+                    f"a manifest must be a mapping with apiVersion, kind and metadata, got {_kind_of(raw)}",
+                )
+            ],
+            where,
+        )
+    if raw.get("kind") == "List" and "items" in raw:
+        items = raw["items"]
+        if not isinstance(items, list):
+            raise ManifestError([FieldError("items", f"must be a list, got {_kind_of(items)}")], where)
+        resources: list[Resource] = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise ManifestError(
+                    [FieldError(f"items[{i}]", f"must be a mapping, got {_kind_of(item)}")], where
+                )
+            _check_identity(item, where, f"items[{i}]")
+            resources.append(item)
+        return resources
+    _check_identity(raw, where, "")
+    return [raw]
+
+
+def _check_identity(doc: dict[str, Any], where: str, prefix: str) -> None:
+    errors: list[FieldError] = []
+    for field in ("apiVersion", "kind"):
+        if not isinstance(doc.get(field), str) or not doc[field]:
+            errors.append(FieldError(field, "missing field(s)"))
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict):
+        errors.append(FieldError("metadata", "missing field(s)" if meta is None else "must be a mapping"))
+    elif not isinstance(meta.get("name"), str) or not meta["name"]:
+        if meta.get("generateName"):
+            errors.append(FieldError("metadata.generateName", "not supported by wisp: set metadata.name"))
+        else:
+            errors.append(FieldError("metadata.name", "missing field(s)"))
+    if errors:
+        raise ManifestError([e.nested(prefix) if prefix else e for e in errors], where)
+
+
+def _with_manifest_dir(resource: Resource, directory: Path) -> Resource:
+    """Record the manifest's directory when a container names a local directory as its image."""
+    if not any(_is_local_image(c.get("image")) for c in _containers(resource)):
+        return resource
+    meta = dict(resource["metadata"])
+    annotations = dict(meta.get("annotations") or {})
+    annotations[MANIFEST_DIR_ANNOTATION] = str(directory)
+    meta["annotations"] = annotations
+    return {**resource, "metadata": meta}
+
+
+def _containers(resource: Resource) -> list[dict[str, Any]]:
+    spec = resource.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    pod = spec.get("template", {}).get("spec") if isinstance(spec.get("template"), dict) else spec
+    containers = pod.get("containers") if isinstance(pod, dict) else None
+    return [c for c in containers if isinstance(c, dict)] if isinstance(containers, list) else []
+
+
+def _is_local_image(image: object) -> bool:
+    return isinstance(image, str) and image.startswith(_LOCAL_IMAGE_PREFIXES)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    return f"invalid YAML: {context + ': ' if context else ''}{problem}"
+
+
+def _yaml_where(source: str, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is None:
+        return source
+    return f"{source}:{mark.line + 1}:{mark.column + 1}"
+
+
+def _kind_of(value: object) -> str:
+    return "null" if value is None else type(value).__name__

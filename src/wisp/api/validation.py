@@ -1,0 +1,134 @@
+"""Validation of a defaulted resource, dispatched by kind; and of updates (immutable fields)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from wisp.api import kinds
+from wisp.api.errors import FieldError, UnknownKindError
+from wisp.api.validate_core import unknown_fields, validate_config_map, validate_namespace, validate_secret
+from wisp.api.validate_eventing import (
+    validate_broker,
+    validate_kafka_source,
+    validate_ping_source,
+    validate_sink_binding,
+    validate_trigger,
+)
+from wisp.api.validate_serving import (
+    validate_configuration,
+    validate_domain_mapping,
+    validate_revision,
+    validate_route,
+    validate_service,
+)
+from wisp.serving.autoscaler.config import AutoscalerConfig
+from wisp.types import Resource
+
+Validator = Callable[[Resource], list[FieldError]]
+
+# Kinds whose templates carry autoscaling annotations, checked against the autoscaler's config.
+_SERVING_VALIDATORS: dict[kinds.Kind, Callable[[Resource, AutoscalerConfig | None], list[FieldError]]] = {
+    kinds.SERVICE: validate_service,
+    kinds.CONFIGURATION: validate_configuration,
+    kinds.REVISION: validate_revision,
+}
+_VALIDATORS: dict[kinds.Kind, Validator] = {
+    kinds.ROUTE: validate_route,
+    kinds.DOMAIN_MAPPING: validate_domain_mapping,
+    kinds.KAFKA_SOURCE: validate_kafka_source,
+    kinds.PING_SOURCE: validate_ping_source,
+    kinds.SINK_BINDING: validate_sink_binding,
+    kinds.BROKER: validate_broker,
+    kinds.TRIGGER: validate_trigger,
+    kinds.SECRET: validate_secret,
+    kinds.CONFIG_MAP: validate_config_map,
+    kinds.NAMESPACE: validate_namespace,
+}
+
+
+def validate(resource: Resource, *, autoscaler: AutoscalerConfig | None = None) -> list[FieldError]:
+    """Every problem with a resource (run `apply_defaults` first), each naming its field path.
+
+    `autoscaler` is the operator's config-autoscaler (e.g. max-scale-limit); None means Knative's defaults.
+    """
+    api_version, kind_name = resource.get("apiVersion"), resource.get("kind")
+    if not isinstance(api_version, str) or not api_version:
+        return [FieldError("apiVersion", "missing field(s)")]
+    if not isinstance(kind_name, str) or not kind_name:
+        return [FieldError("kind", "missing field(s)")]
+    try:
+        kind = kinds.for_manifest(api_version, kind_name)
+    except UnknownKindError as exc:
+        field = "apiVersion" if any(k.kind == kind_name for k in kinds.ALL_KINDS) else "kind"
+        return [FieldError(field, str(exc))]
+    errs: list[FieldError] = []
+    if kind.group:  # core kinds list their own top-level fields (data, stringData, ...)
+        errs.extend(unknown_fields(resource, ("apiVersion", "kind", "metadata", "spec", "status"), ""))
+    serving = _SERVING_VALIDATORS.get(kind)
+    if serving is not None:
+        return errs + serving(resource, autoscaler)
+    validator = _VALIDATORS.get(kind)
+    if validator is None:
+        return [FieldError("kind", f"{kind_name} cannot be applied")]
+    return errs + validator(resource)
+
+
+def validate_update(old: Resource, new: Resource) -> list[FieldError]:
+    """Problems with replacing `old` by `new` (both defaulted): changes to fields Knative holds immutable."""
+    errs: list[FieldError] = []
+    kind = new.get("kind")
+    old_spec, new_spec = _spec(old), _spec(new)
+    if kind == "KafkaSource":
+        errs.extend(_immutable(old_spec, new_spec, "consumerGroup", "spec.consumerGroup"))
+    elif kind == "Revision":
+        if old_spec != new_spec:
+            errs.append(
+                FieldError("spec", "a Revision's spec is immutable; change its Service or Configuration")
+            )
+    elif kind == "Trigger":
+        errs.extend(_immutable(old_spec, new_spec, "broker", "spec.broker"))
+    elif kind == "Broker":
+        annotation = "eventing.knative.dev/broker.class"
+        errs.extend(
+            _immutable(
+                _annotations(old), _annotations(new), annotation, f"metadata.annotations[{annotation}]"
+            )
+        )
+    elif kind in ("Service", "Configuration"):
+        errs.extend(_template_renamed(old_spec, new_spec))
+    return errs
+
+
+def _immutable(old: dict[str, Any], new: dict[str, Any], field: str, path: str) -> list[FieldError]:
+    if old.get(field) == new.get(field):
+        return []
+    return [FieldError(path, f"field is immutable: {old.get(field)!r} → {new.get(field)!r}")]
+
+
+def _template_renamed(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
+    """A named template is a named revision: changing it without a new name would rewrite that revision."""
+    old_t, new_t = old.get("template"), new.get("template")
+    if not isinstance(old_t, dict) or not isinstance(new_t, dict) or old_t == new_t:
+        return []
+    old_name = (old_t.get("metadata") or {}).get("name")
+    new_name = (new_t.get("metadata") or {}).get("name")
+    if old_name and old_name == new_name:
+        return [
+            FieldError(
+                "spec.template.metadata.name",
+                f"the template changed but its name {new_name!r} did not; revisions are immutable",
+            )
+        ]
+    return []
+
+
+def _spec(res: Resource) -> dict[str, Any]:
+    spec = res.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _annotations(res: Resource) -> dict[str, Any]:
+    meta = res.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    return annotations if isinstance(annotations, dict) else {}

@@ -1,0 +1,82 @@
+"""One revision's KPA: the request collector, its spec and the decider state, driven by the caller's clock.
+
+The throttler calls `record_start`/`record_finish` for every request (queued ones included) and
+`poke` when a request arrives while no instance is ready; the daemon calls `tick` every
+`spec.tick_interval` seconds with the ready instance count and applies `Decision.desired`.
+Not thread-safe: call it from one event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from wisp.serving.autoscaler.decider import DeciderInputs, DeciderState, Decision, decide
+from wisp.serving.autoscaler.metrics import RequestCollector
+from wisp.serving.autoscaler.spec import ScalingSpec
+
+
+class RevisionAutoscaler:
+    def __init__(
+        self,
+        spec: ScalingSpec,
+        now: float,
+        ready_instances: int = 0,
+        initialized: bool = False,
+    ) -> None:
+        self.spec = spec
+        self.collector = RequestCollector(spec.stable_window, spec.panic_window)
+        self.state = DeciderState.initial(now, ready_instances, initialized=initialized)
+        self.reachable = True
+        self.last_decision: Decision | None = None
+        self._ready = max(0, ready_instances)
+
+    def record_start(self, now: float) -> None:
+        """A request entered the throttler (running or queued)."""
+        self.collector.request_started(now)
+
+    def record_finish(self, now: float) -> None:
+        """A request left the throttler (answered, failed or given up)."""
+        self.collector.request_finished(now)
+
+    def tick(self, now: float, ready_instances: int) -> Decision:
+        """Decide the desired instance count from the windows up to `now`."""
+        return self._decide(now, ready_instances, poked=False)
+
+    def poke(self, now: float) -> Decision:
+        """A request is waiting and no instance is ready: decide at once (at least activation-scale).
+
+        Call `record_start` for the request first; a poke without one still counts one waiting request.
+        """
+        return self._decide(now, self._ready, poked=True)
+
+    def update_spec(self, spec: ScalingSpec) -> None:
+        """Apply changed annotations or config live; the windows keep their history."""
+        if (spec.stable_window, spec.panic_window) != (self.spec.stable_window, self.spec.panic_window):
+            self.collector.resize(spec.stable_window, spec.panic_window)
+        if (spec.scale_down_delay, spec.tick_interval) != (
+            self.spec.scale_down_delay,
+            self.spec.tick_interval,
+        ):
+            self.state = replace(self.state, delay_window=())
+        self.spec = spec
+
+    def _decide(self, now: float, ready_instances: int, poked: bool) -> Decision:
+        ready = max(0, ready_instances)
+        self._ready = ready
+        self.collector.flush(now, record_idle=ready > 0)
+        stable, panic = self.collector.averages(now, self.spec.metric)
+        held = self.collector.in_flight if ready == 0 else 0
+        if poked and ready == 0:
+            held = max(1, held)
+        inputs = DeciderInputs(
+            stable_value=stable,
+            panic_value=panic,
+            ready_instances=ready,
+            held_requests=held,
+            last_active_at=self.collector.last_active(now),
+            reachable=self.reachable,
+        )
+        decision = decide(self.spec, self.state, inputs, now)
+        self.state = decision.state
+        self.last_decision = decision
+        return decision

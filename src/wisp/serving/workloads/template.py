@@ -1,0 +1,222 @@
+"""The per-revision template process of a function (DESIGN §4, §10).
+
+Run as `python -m wisp.serving.workloads.template --target main:handle --drain 300` with cwd = the code
+directory. It imports the user's function and the serving stack once, then waits for fork orders on stdin
+without starting threads or an event loop (fork is only safe then). Each order forks an instance that
+serves the function on 127.0.0.1:PORT; the template reaps instances and reports each exit at once.
+
+Wire protocol, one JSON object per line:
+  stdin  (orders):  {"op": "fork", "name": ..., "port": ..., "log": ...}
+  stdout (replies): {"ev": "ready", "signature": ...} | {"ev": "error", "message": ...}
+                    {"ev": "forked", "name": ..., "pid": ...} | {"ev": "exit", "pid": ..., "status": ...}
+                    {"ev": "listening", "pid": ...}  (written by the instance itself; lines are
+                    shorter than PIPE_BUF, so writes from both processes never interleave)
+The user's own prints go to stderr, so they cannot corrupt the replies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import io
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+
+from wisp.serving.workloads.function_app import build_app
+from wisp.serving.workloads.signatures import detect_signature, load_target
+
+_PR_SET_PDEATHSIG = 1
+
+
+class _InstanceServer(uvicorn.Server):
+    """uvicorn's server, except that it reports when it listens, and SIGTERM ends in a clean exit
+    instead of re-raising the signal."""
+
+    def __init__(self, config: uvicorn.Config, notify_fd: int) -> None:
+        super().__init__(config)
+        self.notify_fd = notify_fd
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            # Tells the daemon to probe now rather than at its next period; then let go of the pipe so
+            # the daemon sees EOF exactly when the template itself dies.
+            with contextlib.suppress(OSError):
+                _reply(self.notify_fd, {"ev": "listening", "pid": os.getpid()})
+            os.close(self.notify_fd)
+            self.notify_fd = -1
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+class Template:
+    """Holds what every instance shares (the loaded uvicorn config) and answers fork orders."""
+
+    def __init__(self, config: uvicorn.Config, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
+                 reply_fd: int) -> None:
+        self.config = config
+        self.loop_factory = loop_factory
+        self.reply_fd = reply_fd
+        self.pid = os.getpid()
+        self.wake_r, self.wake_w = os.pipe()
+
+    def reply(self, message: dict[str, Any]) -> None:
+        _reply(self.reply_fd, message)
+
+    def serve_orders(self) -> None:
+        """Wait for orders and child exits with select(); returns when the daemon closes stdin."""
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # the wakeup fd is what wakes select()
+        buffer = b""
+        while True:
+            readable, _, _ = select.select([0, self.wake_r], [], [])
+            if self.wake_r in readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wake_r, 4096)
+                self.reap()
+            if 0 in readable:
+                data = os.read(0, 65536)
+                if not data:
+                    return
+                buffer += data
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        self.order(json.loads(line))
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.reply({"ev": "exit", "pid": pid, "status": os.waitstatus_to_exitcode(status)})
+
+    def order(self, message: dict[str, Any]) -> None:
+        if message.get("op") != "fork":
+            print(f"wisp template: unknown order {message!r}", file=sys.stderr)
+            return
+        # Anything still buffered would be written twice, once by each process.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = self.instance_main(str(message["name"]), int(message["port"]), str(message["log"]))
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os._exit(code)
+        self.reply({"ev": "forked", "name": message["name"], "pid": pid})
+
+    def instance_main(self, name: str, port: int, log_path: str) -> int:
+        """Runs in the forked child: become an instance serving on 127.0.0.1:port."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _die_with_parent()
+        if os.getppid() != self.pid:
+            return 1  # the template died between fork and prctl
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(line_buffering=True)
+        os.environ["PORT"] = str(port)
+        os.environ.setdefault("K_POD_NAME", name)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        # Not listening yet: uvicorn listens once the app is ready, so a TCP probe means "serving".
+        server = _InstanceServer(self.config, self.reply_fd)
+        with asyncio.Runner(loop_factory=self.loop_factory) as runner:
+            runner.run(server.serve(sockets=[sock]))
+        return 0
+
+
+def _reply(fd: int, message: dict[str, Any]) -> None:
+    os.write(fd, (json.dumps(message) + "\n").encode())
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the template dies, so no instance outlives its template."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wisp.serving.workloads.template")
+    parser.add_argument("--target", default="main:handle")
+    parser.add_argument("--drain", type=float, default=300.0, help="graceful shutdown budget in seconds")
+    args = parser.parse_args(argv)
+
+    reply_fd = os.dup(1)
+    os.dup2(2, 1)
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        target = load_target(args.target)
+        signature = detect_signature(target)
+        config = uvicorn.Config(
+            build_app(target, signature),
+            lifespan="auto" if signature == "asgi" else "off",
+            access_log=False,
+            timeout_graceful_shutdown=max(1, round(args.drain)),
+            log_level="info",
+        )
+        config.load()
+        loop_factory = config.get_loop_factory()
+    except BaseException:
+        _reply(reply_fd, {"ev": "error", "message": traceback.format_exc()})
+        return 1
+    if threading.active_count() > 1:
+        print(
+            f"wisp template: {args.target} started {threading.active_count() - 1} thread(s) at import; "
+            "forking with threads is unsafe — start them in the function instead",
+            file=sys.stderr,
+        )
+    template = Template(config, loop_factory, reply_fd)
+    template.reply({"ev": "ready", "signature": signature})
+    template.serve_orders()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

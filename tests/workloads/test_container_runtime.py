@@ -1,0 +1,112 @@
+"""Container-class runtime: local-directory processes, and OCI images without a working engine."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from workload_helpers import CONTRACT_ENV, free_port, write_code
+
+from wisp.serving.workloads import Probe, Runtime, WorkloadError, WorkloadSpec
+from wisp.serving.workloads.container import find_engine
+
+MakeRuntime = Callable[[WorkloadSpec], Runtime]
+
+SERVER = {"server.py": """
+    import http.server, json, os, signal, sys, time
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/healthz" and not os.path.exists("ready.flag"):
+                self.send_response(503); self.end_headers(); return
+            body = json.dumps({k: os.environ.get(k) for k in ("PORT", "K_SERVICE", "K_REVISION")}).encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def drain(signum, frame):
+        print("draining on SIGTERM", flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, drain)
+    print("container starting in", os.getcwd(), flush=True)
+    http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""}
+
+
+def container_spec(directory: Path | None, image: str, command: list[str], args: list[str] | None = None,
+                   probe: Probe | None = None) -> WorkloadSpec:
+    return WorkloadSpec(revision="proc-00001", namespace="default", workload_class="container",
+                        directory=directory, image=image, command=command, args=args or [],
+                        env=dict(CONTRACT_ENV), probe=probe or Probe(), timeout_seconds=10)
+
+
+async def test_process_serves_with_contract_env_and_logs(runtimes: MakeRuntime, tmp_path: Path) -> None:
+    code = write_code(tmp_path / "proc", SERVER)
+    runtime = runtimes(container_spec(code, "./proc", [sys.executable], ["server.py"]))
+    await runtime.start()
+    log = tmp_path / "logs" / "proc.log"
+    instance = await runtime.spawn("proc-00001-deployment-aaaaa", free_port(), log)
+    await instance.wait_ready(20)
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.get(f"http://127.0.0.1:{instance.port}/")
+    assert r.json() == {"PORT": str(instance.port), "K_SERVICE": "hello", "K_REVISION": "hello-00001"}
+    await instance.terminate(grace=8)
+    assert instance.exited.result() == 0
+    text = log.read_text()
+    assert f"container starting in {code}" in text and "draining on SIGTERM" in text
+
+
+async def test_http_get_probe_waits_for_a_2xx(runtimes: MakeRuntime, tmp_path: Path) -> None:
+    code = write_code(tmp_path / "proc", SERVER)
+    spec = container_spec(code, "./proc", [sys.executable, "server.py"], probe=Probe(http_path="/healthz"))
+    runtime = runtimes(spec)
+    await runtime.start()
+    instance = await runtime.spawn("probed", free_port(), tmp_path / "probed.log")
+    with pytest.raises(WorkloadError, match="not ready"):
+        await instance.wait_ready(0.5)  # serving, but /healthz answers 503
+    (code / "ready.flag").write_text("")
+    await instance.wait_ready(20)
+    instance.kill()
+    assert await asyncio.wait_for(instance.exited, 5) == -9
+
+
+async def test_command_exiting_at_once_is_a_clear_error(runtimes: MakeRuntime, tmp_path: Path) -> None:
+    crash = "import sys\nprint('missing DATABASE_URL')\nsys.exit(3)\n"
+    code = write_code(tmp_path / "proc", {"crash.py": crash})
+    runtime = runtimes(container_spec(code, "./proc", [sys.executable, "crash.py"]))
+    await runtime.start()
+    instance = await runtime.spawn("crashy", free_port(), tmp_path / "crashy.log")
+    with pytest.raises(WorkloadError) as info:
+        await instance.wait_ready(20)
+    assert "exited with status 3" in str(info.value) and "missing DATABASE_URL" in str(info.value)
+
+
+async def test_missing_executable_and_missing_command(runtimes: MakeRuntime, tmp_path: Path) -> None:
+    code = write_code(tmp_path / "proc", {})
+    runtime = runtimes(container_spec(code, "./proc", ["./no-such-binary"]))
+    await runtime.start()
+    with pytest.raises(WorkloadError, match=re.escape("cannot run './no-such-binary'")):
+        await runtime.spawn("nobin", free_port(), tmp_path / "nobin.log")
+    with pytest.raises(WorkloadError, match="needs a command"):
+        await runtimes(container_spec(code, "./proc", [])).start()
+
+
+async def test_oci_image_without_a_working_engine(runtimes: MakeRuntime) -> None:
+    engine, _ = await find_engine()
+    if engine is not None:
+        pytest.skip(f"{engine} works on this machine")
+    runtime = runtimes(container_spec(None, "docker.io/library/nginx:1.27", []))
+    with pytest.raises(WorkloadError) as info:
+        await runtime.start()
+    message = str(info.value)
+    assert "image docker.io/library/nginx:1.27 needs a container engine (podman or docker)" in message
+    if shutil.which("docker"):
+        assert "`docker info` failed" in message
