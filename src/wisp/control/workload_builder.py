@@ -118,6 +118,9 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
     meta = revision["metadata"]
     annotations = meta.get("annotations", {})
     spec = revision["spec"]
+    if len(spec["containers"]) > 1:
+        raise SpecError("spec.containers: wisp runs one container per revision; sidecars "
+                        f"({', '.join(str(c.get('name', '?')) for c in spec['containers'][1:])}) are not supported")
     container = spec["containers"][0]
     image = str(container.get("image", ""))
     klass = workload_class(revision)
