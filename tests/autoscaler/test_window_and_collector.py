@@ -114,3 +114,24 @@ def test_finish_without_start_never_goes_negative() -> None:
     c = RequestCollector(stable_window=6.0, panic_window=2.0)
     c.request_finished(1.0)
     assert c.in_flight == 0
+
+
+def test_one_second_panic_window_sees_the_last_completed_second() -> None:
+    # Regression: read at `now`, the second in progress counted as a missing bucket, so a 1 s panic
+    # window always averaged 0 and panic mode could never start.
+    collector = RequestCollector(stable_window=6.0, panic_window=1.0)
+    for _ in range(35):
+        collector.request_started(0.0)
+    collector.flush(1.0, record_idle=True)
+    stable, panic = collector.averages(1.0, "concurrency")
+    assert (stable, panic) == (35.0, 35.0)
+
+
+def test_first_flush_records_no_idle_second_before_the_first_request() -> None:
+    # Regression: the first flush recorded the previous second as idle, halving the first average.
+    collector = RequestCollector(stable_window=6.0, panic_window=1.0)
+    collector.flush(0.5, record_idle=True)
+    for _ in range(10):
+        collector.request_started(0.5)
+    collector.flush(1.0, record_idle=True)
+    assert collector.averages(1.0, "concurrency") == (5.0, 5.0)  # 10 in flight for half of second 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from wisp.api import kinds as k
 from wisp.api.defaults import apply_defaults
 from wisp.api.errors import FieldError, ManifestError, UnknownKindError
 from wisp.api.kinds import Kind, for_manifest
 from wisp.api.validation import validate, validate_update
+from wisp.serving.autoscaler import AutoscalerConfig, parse_config_autoscaler, parse_config_defaults
 from wisp.store import Store
 from wisp.types import Resource
 
@@ -16,9 +18,41 @@ def describe(resource: Resource) -> str:
     return f"{resource.get('kind', '?')}/{name}"
 
 
+SYSTEM_NAMESPACE = "knative-serving"
+CONFIG_AUTOSCALER = "config-autoscaler"
+CONFIG_DEFAULTS = "config-defaults"
+
+
+def _is_system(kind: Kind, resource: Resource, name: str) -> bool:
+    meta = resource.get("metadata", {})
+    return kind is k.CONFIG_MAP and meta.get("namespace") == SYSTEM_NAMESPACE and meta.get("name") == name
+
+
+def _data(resource: Resource) -> dict[str, str]:
+    return {str(key): str(v) for key, v in (resource.get("data") or {}).items()}
+
+
+def _autoscaler_config(store: Store) -> AutoscalerConfig:
+    stored = store.get(k.CONFIG_MAP, SYSTEM_NAMESPACE, CONFIG_AUTOSCALER)
+    return parse_config_autoscaler(_data(stored)) if stored else AutoscalerConfig()
+
+
+def validate_system_config(kind: Kind, resource: Resource) -> list[FieldError]:
+    """Knative's cluster ConfigMaps are checked like Knative's config webhook: a bad value is refused
+    and the configuration in force stays."""
+    for name, parse in ((CONFIG_AUTOSCALER, parse_config_autoscaler), (CONFIG_DEFAULTS, parse_config_defaults)):
+        if _is_system(kind, resource, name):
+            try:
+                parse(_data(resource))
+            except ManifestError as exc:
+                return exc.errors
+    return []
+
+
 def admit(items: list[Resource], store: Store) -> list[tuple[Kind, Resource]]:
     """Every item defaulted and validated, or a ManifestError naming every bad field of the first bad item."""
     admitted: list[tuple[Kind, Resource]] = []
+    autoscaler = _autoscaler_config(store)
     for index, raw in enumerate(items):
         where = f"item {index} ({describe(raw)})"
         if not isinstance(raw, dict):
@@ -28,13 +62,17 @@ def admit(items: list[Resource], store: Store) -> list[tuple[Kind, Resource]]:
         except UnknownKindError as exc:
             raise ManifestError([FieldError("kind", str(exc))], where) from None
         resource = apply_defaults(raw)
-        errors = validate(resource)
+        errors = validate(resource, autoscaler=autoscaler)
         meta = resource.get("metadata", {})
         if not errors:
             current = store.get(kind, meta.get("namespace", "default"), meta.get("name", ""))
             if current is not None:
                 errors = validate_update(current, resource)
+        errors += validate_system_config(kind, resource)
         if errors:
             raise ManifestError(errors, where)
+        if _is_system(kind, resource, CONFIG_AUTOSCALER):
+            # Later documents of the same batch are judged by the configuration this batch sets.
+            autoscaler = parse_config_autoscaler(_data(resource))
         admitted.append((kind, resource))
     return admitted

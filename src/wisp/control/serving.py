@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from wisp.api import kinds as k
 from wisp.api.kinds import Kind
 from wisp.control import serving_builders as b
+from wisp.control.admission import CONFIG_AUTOSCALER, SYSTEM_NAMESPACE
 from wisp.control.conditions import Condition, render, summarize
 from wisp.control.controller import Key, keys_of, owner_keys
 from wisp.control.workload_builder import SpecError, instance_env, workload_spec
+from wisp.serving.autoscaler import AutoscalerConfig, parse_config_autoscaler, resolve_scaling
 from wisp.serving.dataplane import DataPlane, RevisionSettings
 from wisp.serving.ingress import Timeouts
 from wisp.serving.routing import RouteEntry, RoutingTable, Target
@@ -27,29 +29,25 @@ DEFAULT_QUEUE_DEPTH = 10_000
 _BY_NAME = {kind.kind: kind for kind in (k.SERVICE, k.CONFIGURATION, k.REVISION, k.ROUTE)}
 
 
-def _annotation(annotations: Mapping[str, str], *names: str) -> str | None:
-    for name in names:
-        if name in annotations:
-            return annotations[name]
-    return None
+def autoscaler_config(store: Store) -> AutoscalerConfig:
+    """The cluster-wide KPA settings: ConfigMap knative-serving/config-autoscaler, validated at apply."""
+    config_map = store.get(k.CONFIG_MAP, SYSTEM_NAMESPACE, CONFIG_AUTOSCALER)
+    return parse_config_autoscaler((config_map or {}).get("data", {}) or {})
 
 
-def revision_settings(revision: Resource) -> RevisionSettings:
+def revision_settings(revision: Resource, config: AutoscalerConfig) -> RevisionSettings:
     spec = revision["spec"]
     annotations = revision["metadata"].get("annotations", {})
     timeout = float(spec.get("timeoutSeconds", 300) or 300)
     start = spec.get("responseStartTimeoutSeconds")
     idle = spec.get("idleTimeoutSeconds")
-    min_scale = _annotation(annotations, "autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/minScale")
-    initial = _annotation(annotations, "autoscaling.knative.dev/initial-scale",
-                          "autoscaling.knative.dev/initialScale")
+    concurrency = int(spec.get("containerConcurrency", 0) or 0)
     return RevisionSettings(
-        container_concurrency=int(spec.get("containerConcurrency", 0) or 0),
+        container_concurrency=concurrency,
         queue_depth=int(annotations.get(QUEUE_DEPTH, DEFAULT_QUEUE_DEPTH)),
         timeouts=Timeouts(total=timeout, response_start=float(start) if start else None,
                           idle=float(idle) if idle else None),
-        min_scale=int(min_scale or 0),
-        initial_scale=int(initial) if initial is not None else 1,
+        scaling=resolve_scaling(annotations, concurrency, config),
     )
 
 
@@ -111,7 +109,10 @@ class ServingReconciler:
             yield from keys_of(k.ROUTE, self.store.list(k.ROUTE, namespace))
         if kind in (k.ROUTE, k.SERVICE):
             yield from keys_of(k.DOMAIN_MAPPING, self.store.list(k.DOMAIN_MAPPING, namespace))
-        if kind in (k.SECRET, k.CONFIG_MAP):
+        if kind is k.CONFIG_MAP and namespace == SYSTEM_NAMESPACE:
+            # Cluster-wide settings changed: every revision picks them up without a restart.
+            yield from keys_of(k.REVISION, self.store.list(k.REVISION))
+        elif kind in (k.SECRET, k.CONFIG_MAP):
             # A revision waiting for a missing secret or config map may start now.
             waiting = [r for r in self.store.list(k.REVISION, namespace) if not _is_true(r, "Ready")]
             yield from keys_of(k.REVISION, waiting)
@@ -180,7 +181,14 @@ class ServingReconciler:
             resources = Condition.false("ResourcesAvailable", "CreateContainerConfigError", str(exc))
             self._put_status(k.REVISION, revision, status, [failed, resources])
             return
-        await self.dataplane.ensure(key, spec, revision_settings(revision))
+        settings = revision_settings(revision, autoscaler_config(self.store))
+        if not settings.scaling.supported:
+            await self.dataplane.remove(key)
+            reason = settings.scaling.unsupported_reason or "unsupported autoscaler class"
+            unsupported = Condition.false("ResourcesAvailable", "AutoscalerClassNotSupported", reason)
+            self._put_status(k.REVISION, revision, status, [unsupported])
+            return
+        await self.dataplane.ensure(key, spec, settings)
         runner = self.dataplane.runner(key)
         health = self.dataplane.health(key)
         if runner is not None:

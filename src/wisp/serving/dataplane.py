@@ -1,21 +1,27 @@
-"""The running side of Serving: a runner and a throttler per revision, looked up by the ingress."""
+"""The running side of Serving: per revision a runner, a throttler and a KPA autoscaler.
+
+The ingress looks throttlers up here. One ticker drives every revision's autoscaler each
+`tick_interval` seconds; a request that finds no ready instance pokes its autoscaler at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from wisp.serving.autoscaler import Decision, RevisionAutoscaler, ScalingSpec
 from wisp.serving.ingress import Timeouts
 from wisp.serving.revision_runner import RevisionHealth, RevisionRunner
 from wisp.serving.routing import RevisionKey
-from wisp.serving.throttler import Throttler
+from wisp.serving.throttler import Throttler, ThrottlerHooks
 from wisp.serving.workloads.types import Runtime, WorkloadSpec
 from wisp.types import Clock
 
-log = logging.getLogger("wisp.serving")
+log = logging.getLogger("wisp.autoscaler")
 
 
 @dataclass(frozen=True)
@@ -25,12 +31,13 @@ class RevisionSettings:
     container_concurrency: int
     queue_depth: int
     timeouts: Timeouts
-    min_scale: int = 0
-    initial_scale: int = 1
+    scaling: ScalingSpec = field(default_factory=ScalingSpec)
 
     @property
     def start_scale(self) -> int:
-        return max(self.min_scale, self.initial_scale)
+        scaling = self.scaling
+        start = max(scaling.min_scale, scaling.initial_scale)
+        return min(start, scaling.max_scale) if scaling.max_scale else start
 
 
 @dataclass(eq=False)
@@ -39,6 +46,8 @@ class _Revision:
     settings: RevisionSettings
     runner: RevisionRunner
     throttler: Throttler
+    autoscaler: RevisionAutoscaler | None  # None when the class is not KPA: a fixed scale
+    ever_routed: bool = False
 
 
 class DataPlane:
@@ -48,12 +57,28 @@ class DataPlane:
         log_root: Path,
         clock: Clock,
         on_change: Callable[[RevisionKey], None],
+        routed: Callable[[], set[RevisionKey]] = set,
+        tick_interval: float = 2.0,
     ) -> None:
         self._runtime_factory = runtime_factory
         self._log_root = log_root
         self._clock = clock
         self._on_change = on_change
+        self._routed = routed
+        self._tick_interval = tick_interval
         self._revisions: dict[RevisionKey, _Revision] = {}
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._ticker = asyncio.create_task(self._tick_loop(), name="autoscaler ticks")
+
+    async def stop(self) -> None:
+        """Stop scaling, then drain and stop every revision at once (each instance drains on its own)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        await asyncio.gather(*(self.remove(k) for k in list(self._revisions)), return_exceptions=True)
 
     # -- the ingress's view ----------------------------------------------------------------------
     def backend(self, key: RevisionKey) -> tuple[Throttler, Timeouts] | None:
@@ -66,12 +91,12 @@ class DataPlane:
         current = self._revisions.get(key)
         if current is not None and current.spec == spec:
             if current.settings != settings:
-                current.settings = settings
-                current.throttler.set_capacity(settings.container_concurrency)
-                current.throttler.queue_depth = settings.queue_depth
+                self._update_settings(current, settings)
             return
         if current is not None:
             await self.remove(key)
+        now = self._clock()
+        autoscaler = RevisionAutoscaler(settings.scaling, now) if settings.scaling.supported else None
         throttler = Throttler(settings.container_concurrency, settings.queue_depth)
         runner = RevisionRunner(
             key=key, runtime=self._runtime_factory(spec), throttler=throttler,
@@ -79,7 +104,10 @@ class DataPlane:
             on_change=lambda: self._on_change(key), drain_seconds=settings.timeouts.total,
             desired=settings.start_scale,
         )
-        self._revisions[key] = _Revision(spec, settings, runner, throttler)
+        revision = _Revision(spec, settings, runner, throttler, autoscaler)
+        if autoscaler is not None:
+            throttler.hooks = self._hooks(key, revision, autoscaler)
+        self._revisions[key] = revision
         await runner.start()
         self._on_change(key)
 
@@ -99,10 +127,64 @@ class DataPlane:
     def runners(self) -> list[RevisionRunner]:
         return [r.runner for r in self._revisions.values()]
 
+    def last_decision(self, key: RevisionKey) -> Decision | None:
+        revision = self._revisions.get(key)
+        if revision is None or revision.autoscaler is None:
+            return None
+        return revision.autoscaler.last_decision
+
+    def scaling(self, key: RevisionKey) -> ScalingSpec | None:
+        revision = self._revisions.get(key)
+        return None if revision is None else revision.settings.scaling
+
     def keys(self) -> list[RevisionKey]:
         return list(self._revisions)
 
-    async def stop(self) -> None:
-        """Drain and stop every revision at once (each instance gets its own drain budget)."""
-        revisions = list(self._revisions)
-        await asyncio.gather(*(self.remove(k) for k in revisions), return_exceptions=True)
+    # -- autoscaling -----------------------------------------------------------------------------
+    def _hooks(self, key: RevisionKey, revision: _Revision, autoscaler: RevisionAutoscaler) -> ThrottlerHooks:
+        clock = self._clock
+
+        def on_cold() -> None:
+            # Activator: a request is waiting and nothing is ready; scale now, not at the next tick.
+            self._apply(key, revision, autoscaler.poke(clock()))
+
+        return ThrottlerHooks(
+            on_cold=on_cold,
+            on_start=lambda: autoscaler.record_start(clock()),
+            on_finish=lambda: autoscaler.record_finish(clock()),
+        )
+
+    def _update_settings(self, revision: _Revision, settings: RevisionSettings) -> None:
+        revision.settings = settings
+        revision.throttler.set_capacity(settings.container_concurrency)
+        revision.throttler.queue_depth = settings.queue_depth
+        if revision.autoscaler is not None and settings.scaling.supported:
+            revision.autoscaler.update_spec(settings.scaling)
+
+    def tick(self) -> None:
+        """One autoscaler round over every revision (the ticker calls it; tests may too)."""
+        now = self._clock()
+        routed = self._routed()
+        for key, revision in list(self._revisions.items()):
+            if revision.autoscaler is None:
+                continue
+            # A revision is unreachable only once a route stopped pointing at it; a new one is not yet routed.
+            if key in routed:
+                revision.ever_routed = True
+            revision.autoscaler.reachable = key in routed or not revision.ever_routed
+            self._apply(key, revision, revision.autoscaler.tick(now, revision.runner.ready_count))
+
+    def _apply(self, key: RevisionKey, revision: _Revision, decision: Decision) -> None:
+        runner = revision.runner
+        if decision.desired != runner.desired:
+            log.info("%s/%s: %s (was %d)", key[0], key[1], decision.describe(), runner.desired)
+            runner.set_desired(decision.desired)
+            self._on_change(key)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_interval)
+            try:
+                self.tick()
+            except Exception:  # one bad tick must not stop scaling for good
+                log.exception("autoscaler tick failed")

@@ -88,6 +88,9 @@ class RevisionRunner:
         except WorkloadError as exc:
             self._set_health(RevisionHealth(False, "WorkloadFailed", str(exc), failed=True))
             return
+        if self.desired == 0:
+            # Initial scale 0: nothing to probe, the revision is ready to be scaled from zero.
+            self._set_health(RevisionHealth(True, "", ""))
         self._task = asyncio.create_task(self._converge_loop(), name=f"converge {self.key[1]}")
 
     async def stop(self) -> None:

@@ -53,6 +53,12 @@ def autoscalers(dataplane: DataPlane, namespace: str | None) -> list[Resource]:
             "desiredScale": runner.desired, "actualScale": ready,
             "conditions": [{"type": "Ready", "status": "True" if ready >= runner.desired else "Unknown"}],
         }
+        decision = dataplane.last_decision(runner.key)
+        if decision is not None:
+            status["metricValue"] = {"stable": round(decision.stable_value, 3), "panic": round(decision.panic_value, 3)}
+            status["panicking"] = decision.panicking
+        status["inFlight"] = runner.throttler.in_flight
+        status["queued"] = runner.throttler.queued
         out.append({
             "apiVersion": "autoscaling.internal.knative.dev/v1alpha1", "kind": "PodAutoscaler",
             "metadata": {"name": revision, "namespace": ns,

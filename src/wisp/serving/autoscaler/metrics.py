@@ -65,7 +65,8 @@ class RequestCollector:
         current = math.floor(now)
         horizon = current - math.ceil(self._max_window()) - 1  # older seconds cannot matter
         if record_idle:
-            start = self._flushed_through + 1 if self._flushed_through is not None else current - 1
+            # The first flush records nothing idle: seconds before it may predate the revision.
+            start = self._flushed_through + 1 if self._flushed_through is not None else current
             if self._pending:
                 start = min(start, min(self._pending))
             seconds = range(max(start, horizon), current)
@@ -81,10 +82,16 @@ class RequestCollector:
             self._flushed_through = current - 1
 
     def averages(self, now: float, metric: str) -> tuple[float, float]:
-        """(stable, panic) window averages of the metric, concurrency or requests per second."""
+        """(stable, panic) window averages of the metric, concurrency or requests per second.
+
+        The windows hold completed seconds only, so they are read as of the last completed second:
+        read at `now`, the second in progress would count as a missing bucket (and a 1 s panic
+        window would always be empty).
+        """
+        at = float(math.floor(now) - 1)
         if metric == RPS:
-            return self._stable_rps.window_average(now), self._panic_rps.window_average(now)
-        return self._stable_concurrency.window_average(now), self._panic_concurrency.window_average(now)
+            return self._stable_rps.window_average(at), self._panic_rps.window_average(at)
+        return self._stable_concurrency.window_average(at), self._panic_concurrency.window_average(at)
 
     def resize(self, stable_window: float, panic_window: float) -> None:
         self._stable_concurrency.resize(stable_window)
