@@ -1,0 +1,1 @@
+"""Eventing: the CloudEvents codec, Knative delivery semantics, and event sources (DESIGN §6)."""
