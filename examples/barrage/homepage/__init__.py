@@ -1,0 +1,1 @@
+"""The barrage demo's HomePage (function class, `asgi` signature): the page, Send, and the live stage."""
