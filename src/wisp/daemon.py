@@ -30,8 +30,11 @@ from wisp.control.admission import admit
 from wisp.control.api import VirtualKinds, build_api
 from wisp.control.conditions import get_condition
 from wisp.control.controller import Controller
+from wisp.control.eventing import EventingReconciler
+from wisp.control.kafka_cluster import KafkaCluster
 from wisp.control.serving import ServingReconciler
-from wisp.control.serving_builders import Network
+from wisp.control.serving_builders import SERVICE_LABEL, Network
+from wisp.control.sinks import BROKER_INGRESS_HOST, SinkResolver
 from wisp.serving import views
 from wisp.serving.dataplane import DataPlane
 from wisp.serving.ingress import ASGIApp, Ingress
@@ -39,7 +42,7 @@ from wisp.serving.routing import RoutingTable
 from wisp.serving.workloads import make_runtime
 from wisp.serving.workloads.logs import follow, tail
 from wisp.store import Store
-from wisp.types import Clock
+from wisp.types import Clock, Resource
 
 log = logging.getLogger("wisp")
 
@@ -125,6 +128,8 @@ class Daemon:
         self._ingress_sock: socket.socket | None = None
         self._api_sock: socket.socket | None = None
         self.controller: Controller | None = None
+        self.eventing: EventingReconciler | None = None
+        self.kafka: KafkaCluster | None = None
         self._servers: list[_Server] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -139,8 +144,14 @@ class Daemon:
         self.network = network
         self.store.open()
         await self.dataplane.start()
-        serving = ServingReconciler(self.store, self.dataplane, self.routing, network, self.clock)
-        self.controller = Controller(self.store, [serving])
+        self.kafka = KafkaCluster(opts.kafka, opts.state_dir / "kafka.log")
+        self.eventing = EventingReconciler(self.store, SinkResolver(self.store, network), self.kafka,
+                                           opts.state_dir, self.clock)
+        await self.eventing.start()
+        serving = ServingReconciler(self.store, self.dataplane, self.routing, network, self.clock,
+                                    extra_env=self._instance_env)
+        self.controller = Controller(self.store, [serving, self.eventing])
+        self.eventing.enqueue = self.controller.enqueue
         await self.controller.start()
         virtual = VirtualKinds(
             list_pods=lambda ns: views.pods(self.dataplane, ns),
@@ -148,18 +159,26 @@ class Daemon:
             service_logs=self._service_logs, info=self._info, metrics=views.no_metrics,
         )
         api = _Server(build_api(self.store, virtual, token), self._api_sock, 5)
-        ingress = _Server(Ingress(self.routing, self.dataplane, opts.body_limit), self._ingress_sock, 30)
+        brokers = self.eventing.ingress_app(opts.body_limit)
+        ingress = _Server(Ingress(self.routing, self.dataplane, opts.body_limit, {BROKER_INGRESS_HOST: brokers}),
+                          self._ingress_sock, 30)
         for server in (api, ingress):
             await server.start()
             self._servers.append(server)
 
     async def stop(self) -> None:
-        for server in reversed(self._servers):  # ingress first: no new requests, in-flight ones finish
+        # Event dispatchers first: they stop taking events while the ingress can still deliver the ones
+        # in flight (anything unsettled stays uncommitted and is redelivered next time).
+        if self.eventing is not None:
+            await self.eventing.stop()
+        for server in reversed(self._servers):  # ingress next: no new requests, in-flight ones finish
             await server.stop()
         self._servers.clear()
         if self.controller is not None:
             await self.controller.stop()
         await self.dataplane.stop()
+        if self.kafka is not None:
+            await self.kafka.stop()
         self.store.close()
 
     # -- applying --------------------------------------------------------------------------------
@@ -193,6 +212,17 @@ class Daemon:
         return lines
 
     # -- hooks -----------------------------------------------------------------------------------
+    def _instance_env(self, revision: Resource) -> dict[str, str]:
+        """What wisp adds to every instance's environment: its Kafka, and SinkBinding's K_SINK."""
+        env: dict[str, str] = {}
+        if self.kafka is not None:
+            env["KAFKA_BOOTSTRAP_SERVERS"] = self.kafka.bootstrap_servers
+        meta = revision["metadata"]
+        service = self.store.get(k.SERVICE, meta["namespace"], meta.get("labels", {}).get(SERVICE_LABEL, ""))
+        if service is not None and self.eventing is not None:
+            env.update(self.eventing.binding_env(meta["namespace"], service))
+        return env
+
     def _revision_changed(self, key: tuple[str, str]) -> None:
         if self.controller is not None:
             self.controller.enqueue(k.REVISION, key[0], key[1])

@@ -1,0 +1,83 @@
+"""Knative destinations (`ref` / `uri`) → where wisp sends events and what URL it reports.
+
+Everything wisp serves is reached through its ingress on 127.0.0.1 with a Host header, because
+`*.localhost` and `*.svc.cluster.local` names do not resolve for Python clients. Instances get the
+same reachability in `K_SINK` through the ingress's path form `/.wisp/route/{host}/...`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from wisp.api import kinds as k
+from wisp.control.serving_builders import Network, cluster_local_host
+from wisp.eventing.delivery import Destination
+from wisp.store import Store
+
+BROKER_INGRESS_HOST = "broker-ingress.knative-eventing.localhost"
+ROUTE_PREFIX = "/.wisp/route/"
+_LOCAL_SUFFIXES = (".localhost", ".svc.cluster.local", ".svc")
+
+
+class SinkResolver:
+    def __init__(self, store: Store, network: Network) -> None:
+        self._store = store
+        self._network = network
+
+    @property
+    def _base(self) -> str:
+        return f"http://127.0.0.1:{self._network.port}"
+
+    def host_and_path(self, sink: Mapping[str, Any], namespace: str) -> tuple[str | None, str] | None:
+        """(virtual host or None for an outside URL, path or full URL); None while the ref does not exist."""
+        ref = sink.get("ref")
+        extra = str(sink.get("uri") or "")
+        if isinstance(ref, Mapping):
+            name = str(ref.get("name", ""))
+            ns = str(ref.get("namespace") or namespace)
+            kind = ref.get("kind")
+            if kind == "Broker":
+                if self._store.get(k.BROKER, ns, name) is None:
+                    return None
+                return BROKER_INGRESS_HOST, f"/{ns}/{name}"
+            if kind == "Service":  # a Knative Service, or a core one standing for it in Knative's docs
+                if self._store.get(k.SERVICE, ns, name) is None:
+                    return None
+                return cluster_local_host(name, ns), extra if extra.startswith("/") else "/" + extra
+            return None
+        if not extra:
+            return None
+        parts = urlsplit(extra)
+        host = (parts.hostname or "").lower()
+        if host.endswith(_LOCAL_SUFFIXES):
+            path = parts.path or "/"
+            return host, path + (f"?{parts.query}" if parts.query else "")
+        return None, extra
+
+    def destination(self, sink: Mapping[str, Any], namespace: str) -> Destination | None:
+        """Where a dispatcher in the daemon sends: the ingress with a Host header, or an outside URL."""
+        found = self.host_and_path(sink, namespace)
+        if found is None:
+            return None
+        host, path = found
+        return Destination(path) if host is None else Destination(self._base + path, host=host)
+
+    def instance_url(self, sink: Mapping[str, Any], namespace: str) -> str | None:
+        """A URL an instance can POST to as is (K_SINK): no Host header needed."""
+        found = self.host_and_path(sink, namespace)
+        if found is None:
+            return None
+        host, path = found
+        return path if host is None else f"{self._base}{ROUTE_PREFIX}{host}{path}"
+
+    def reported_uri(self, sink: Mapping[str, Any], namespace: str) -> str | None:
+        """The URI shown in status.sinkUri, as a user would address it."""
+        found = self.host_and_path(sink, namespace)
+        if found is None:
+            return None
+        host, path = found
+        if host is None:
+            return path
+        return self._network.url(host) + (path if path != "/" else "")
