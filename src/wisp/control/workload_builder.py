@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ def instance_env(
     container = revision["spec"]["containers"][0]
     base = os.environ if inherited is None else inherited
     env = {k: base[k] for k in _INHERITED if k in base}
+    # `python` in a container's command means wisp's own Python (with the packages wisp was installed with).
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
     env.update(extra)
     prefix = "spec.containers[0]"
     for i, source in enumerate(container.get("envFrom", [])):
