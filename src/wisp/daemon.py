@@ -26,7 +26,7 @@ import uvicorn
 from wisp.api import kinds as k
 from wisp.api.errors import ManifestError
 from wisp.api.loader import load_paths
-from wisp.control.admission import admit
+from wisp.control.admission import admit, warnings_for
 from wisp.control.api import VirtualKinds, build_api
 from wisp.control.conditions import get_condition
 from wisp.control.controller import Controller
@@ -35,6 +35,8 @@ from wisp.control.kafka_cluster import KafkaCluster
 from wisp.control.serving import ServingReconciler
 from wisp.control.serving_builders import SERVICE_LABEL, Network
 from wisp.control.sinks import BROKER_INGRESS_HOST, SinkResolver
+from wisp.observability.hub import Observability
+from wisp.observability.metrics import RevisionState, SourceState
 from wisp.serving import views
 from wisp.serving.dataplane import DataPlane
 from wisp.serving.ingress import ASGIApp, Ingress
@@ -130,6 +132,8 @@ class Daemon:
         self.controller: Controller | None = None
         self.eventing: EventingReconciler | None = None
         self.kafka: KafkaCluster | None = None
+        self.obs: Observability | None = None
+        self._token: str | None = None
         self._servers: list[_Server] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -143,6 +147,10 @@ class Daemon:
         network = Network(opts.domain, self._ingress_sock.getsockname()[1])
         self.network = network
         self.store.open()
+        self.obs = Observability(os.environ, self_urls=[f"http://{opts.host}:{opts.api_port}",
+                                                        f"http://127.0.0.1:{opts.api_port}"],
+                                 revisions=self._revision_states, sources=self._source_states)
+        await self.obs.start()
         await self.dataplane.start()
         self.kafka = KafkaCluster(opts.kafka, opts.state_dir / "kafka.log")
         self.eventing = EventingReconciler(self.store, SinkResolver(self.store, network), self.kafka,
@@ -156,12 +164,13 @@ class Daemon:
         virtual = VirtualKinds(
             list_pods=lambda ns: views.pods(self.dataplane, ns),
             list_autoscalers=lambda ns: views.autoscalers(self.dataplane, ns),
-            service_logs=self._service_logs, info=self._info, metrics=views.no_metrics,
+            service_logs=self._service_logs, info=self._info, metrics=self.obs.metrics.render,
         )
-        api = _Server(build_api(self.store, virtual, token), self._api_sock, 5)
+        self._token = token
+        api = _Server(build_api(self.store, virtual, token, self.obs.routes()), self._api_sock, 5)
         brokers = self.eventing.ingress_app(opts.body_limit)
-        ingress = _Server(Ingress(self.routing, self.dataplane, opts.body_limit, {BROKER_INGRESS_HOST: brokers}),
-                          self._ingress_sock, 30)
+        ingress = _Server(Ingress(self.routing, self.dataplane, opts.body_limit, {BROKER_INGRESS_HOST: brokers},
+                                  observer=self.obs.metrics), self._ingress_sock, 30)
         for server in (api, ingress):
             await server.start()
             self._servers.append(server)
@@ -179,6 +188,8 @@ class Daemon:
         await self.dataplane.stop()
         if self.kafka is not None:
             await self.kafka.stop()
+        if self.obs is not None:
+            await self.obs.stop()  # sends the spans still queued for an outside collector
         self.store.close()
 
     # -- applying --------------------------------------------------------------------------------
@@ -186,6 +197,9 @@ class Daemon:
         docs = load_paths(paths)
         admitted = admit([d.resource for d in docs], self.store)
         results = self.store.apply(admitted)
+        for result in results:
+            for warning in warnings_for(result.resource):
+                log.warning("%s", warning)
         return [f"{r.kind.kind.lower()}.{r.kind.group or 'core'}/{r.name} {r.action}" for r in results]
 
     async def wait_services_ready(self, timeout: float) -> None:
@@ -214,10 +228,16 @@ class Daemon:
     # -- hooks -----------------------------------------------------------------------------------
     def _instance_env(self, revision: Resource) -> dict[str, str]:
         """What wisp adds to every instance's environment: its Kafka, and SinkBinding's K_SINK."""
-        env: dict[str, str] = {}
+        meta = revision["metadata"]
+        # Apps export their spans to the daemon, which keeps them and forwards them to a collector if set.
+        env: dict[str, str] = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.options.api_port}",
+            "OTEL_SERVICE_NAME": meta.get("labels", {}).get(SERVICE_LABEL, meta["name"]),
+        }
+        if self._token:
+            env["OTEL_EXPORTER_OTLP_HEADERS"] = f"authorization=Bearer%20{self._token}"
         if self.kafka is not None:
             env["KAFKA_BOOTSTRAP_SERVERS"] = self.kafka.bootstrap_servers
-        meta = revision["metadata"]
         service = self.store.get(k.SERVICE, meta["namespace"], meta.get("labels", {}).get(SERVICE_LABEL, ""))
         if service is not None and self.eventing is not None:
             env.update(self.eventing.binding_env(meta["namespace"], service))
@@ -226,6 +246,13 @@ class Daemon:
     def _revision_changed(self, key: tuple[str, str]) -> None:
         if self.controller is not None:
             self.controller.enqueue(k.REVISION, key[0], key[1])
+
+    def _revision_states(self) -> list[RevisionState]:
+        return [RevisionState(r.key[0], r.key[1], r.desired, r.ready_count, r.throttler.in_flight, r.throttler.queued)
+                for r in self.dataplane.runners()]
+
+    def _source_states(self) -> list[SourceState]:
+        return self.eventing.source_states() if self.eventing is not None else []
 
     def _info(self) -> dict[str, Any]:
         return {"ingress": self.network.url(self.options.host), "domain": self.options.domain,

@@ -140,6 +140,8 @@ def make_app(clock: Clock = time.time) -> typer.Typer:
                 raise _fail("error: no objects passed to apply")
             for result in client.apply(resources):
                 typer.echo(render.result_line(result))
+                for warning in result.get("warnings") or []:
+                    typer.echo(f"Warning: {warning}", err=True)
 
     @app.command()
     def get(

@@ -23,6 +23,24 @@ CONFIG_AUTOSCALER = "config-autoscaler"
 CONFIG_DEFAULTS = "config-defaults"
 
 
+# Annotations of the seed's platform that mean nothing on one machine: accepted, reported, ignored.
+IGNORED_ANNOTATIONS = (
+    "fc.revision.serving.knative.aliyun.com/role-arm",
+    "fc.revision.serving.knative.aliyun.com/code-space",
+)
+
+
+def warnings_for(resource: Resource) -> list[str]:
+    """What the user should know about an accepted manifest (kubectl prints these as `Warning:`)."""
+    metas = [resource.get("metadata") or {}]
+    template = (resource.get("spec") or {}).get("template") if isinstance(resource.get("spec"), dict) else None
+    if isinstance(template, dict):
+        metas.append(template.get("metadata") or {})
+    found = {key for meta in metas for key in (meta.get("annotations") or {}) if key in IGNORED_ANNOTATIONS}
+    return [f"{describe(resource)}: annotation {key} has no effect on one machine and is ignored"
+            for key in sorted(found)]
+
+
 def _is_system(kind: Kind, resource: Resource, name: str) -> bool:
     meta = resource.get("metadata", {})
     return kind is k.CONFIG_MAP and meta.get("namespace") == SYSTEM_NAMESPACE and meta.get("name") == name

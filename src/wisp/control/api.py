@@ -18,7 +18,7 @@ from starlette.routing import Route
 from wisp.api import kinds as k
 from wisp.api.errors import ManifestError, UnknownKindError
 from wisp.api.kinds import Kind
-from wisp.control.admission import admit
+from wisp.control.admission import admit, warnings_for
 from wisp.store import Conflict, NotFound, Store
 from wisp.types import Resource
 
@@ -73,7 +73,8 @@ class _TokenAuth(BaseHTTPMiddleware):
         return await call_next(request)
 
 
-def build_api(store: Store, virtual: VirtualKinds, token: str | None = None) -> Starlette:
+def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
+              extra_routes: list[Route] | None = None) -> Starlette:
     async def apply(request: Request) -> Response:
         body = await _json(request)
         if isinstance(body, Response):
@@ -88,7 +89,7 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None) -> 
         results = store.apply(admitted)
         return JSONResponse({"items": [
             {"kind": r.kind.kind, "group": r.kind.group, "plural": r.kind.plural, "namespace": r.namespace,
-             "name": r.name, "action": r.action} for r in results
+             "name": r.name, "action": r.action, "warnings": warnings_for(r.resource)} for r in results
         ]})
 
     async def delete_many(request: Request) -> Response:
@@ -220,6 +221,7 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None) -> 
         Route("/healthz", healthz), Route("/info", info), Route("/metrics", metrics),
         Route("/apply", apply, methods=["POST"]), Route("/delete", delete_many, methods=["POST"]),
         Route("/api/v1/namespaces/{namespace}/services/{service}/logs", logs),
+        *(extra_routes or []),
         Route("/api/{version}/namespaces/{namespace}/{plural}", collection, methods=methods),
         Route("/api/{version}/namespaces/{namespace}/{plural}/{name}", item, methods=item_methods),
         Route("/api/{version}/{plural}", collection, methods=methods),

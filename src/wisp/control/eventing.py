@@ -46,6 +46,7 @@ from wisp.eventing.trigger_dispatcher import (
     TriggerHandler,
     trigger_config,
 )
+from wisp.observability.metrics import SourceState
 from wisp.store import Store, StoreEvent
 from wisp.types import Clock, Resource
 
@@ -137,6 +138,16 @@ class EventingReconciler:
             await self._producer.stop()
         await self.broker_log.stop()
         await self.deliverer.stop()
+
+    def source_states(self) -> list[SourceState]:
+        """Delivery counters of every running KafkaSource, for /metrics."""
+        states = []
+        for (kind, namespace, name), running in list(self._running.items()):
+            if isinstance(running.piece, KafkaSourceDispatcher):
+                c = running.piece.stats()
+                states.append(SourceState(kind.kind, namespace, name, c.delivered, c.retried, c.dead_lettered,
+                                          c.dropped, c.lag))
+        return states
 
     def ingress_app(self, max_body_bytes: int) -> Any:
         return broker_ingress_app(self.brokers, max_body_bytes=max_body_bytes)

@@ -77,6 +77,3 @@ def service_log_paths(log_root: Path, store: Store, namespace: str, service: str
         paths.extend((log_root / namespace / revision).glob("*.log"))
     return sorted(paths, key=lambda p: p.stat().st_mtime if p.exists() else 0)
 
-
-def no_metrics() -> tuple[bytes, str]:
-    return b"", "text/plain; version=0.0.4"
