@@ -9,6 +9,7 @@ import base64
 import copy
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from wisp.types import Resource
@@ -28,7 +29,15 @@ _ALIYUN_CLASSES = {"fc": "function", "eci": "container"}
 _CLUSTER_SCOPED = {("v1", "Namespace")}
 
 
-def apply_defaults(resource: Resource) -> Resource:
+@dataclass(frozen=True)
+class RevisionDefaults:
+    """The `config-defaults` values that fill a revision template (Knative's defaults unless configured)."""
+
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    container_concurrency: int = 0
+
+
+def apply_defaults(resource: Resource, revision_defaults: RevisionDefaults | None = None) -> Resource:
     """A copy of `resource` with every default Knative (or Kubernetes) would fill in."""
     out = copy.deepcopy(resource)
     meta = out.setdefault("metadata", {})
@@ -36,8 +45,14 @@ def apply_defaults(resource: Resource) -> Resource:
     if isinstance(meta, dict) and namespaced and not meta.get("namespace"):
         meta["namespace"] = DEFAULT_NAMESPACE
     group = str(out.get("apiVersion", "")).rpartition("/")[0]
-    defaulter = _DEFAULTERS.get((group, str(out.get("kind"))))
-    if defaulter is not None and isinstance(meta, dict):
+    key = (group, str(out.get("kind")))
+    if not isinstance(meta, dict):
+        return out
+    serving = _SERVING_DEFAULTERS.get(key)
+    if serving is not None:
+        serving(out, revision_defaults or RevisionDefaults())
+    defaulter = _DEFAULTERS.get(key)
+    if defaulter is not None:
         defaulter(out)
     return out
 
@@ -45,27 +60,27 @@ def apply_defaults(resource: Resource) -> Resource:
 # -- serving ---------------------------------------------------------------------------------------
 
 
-def _service(res: Resource) -> None:
+def _service(res: Resource, rd: RevisionDefaults) -> None:
     spec = _mapping(res, "spec")
     if spec is None:
         return
     template = _mapping(spec, "template")
     if template is not None:
-        _revision_template(template, res)
+        _revision_template(template, res, rd)
     _traffic(spec, service=True)
 
 
-def _configuration(res: Resource) -> None:
+def _configuration(res: Resource, rd: RevisionDefaults) -> None:
     spec = _mapping(res, "spec")
     template = _mapping(spec, "template") if spec is not None else None
     if template is not None:
-        _revision_template(template, res)
+        _revision_template(template, res, rd)
 
 
-def _revision(res: Resource) -> None:
+def _revision(res: Resource, rd: RevisionDefaults) -> None:
     spec = _mapping(res, "spec")
     if spec is not None:
-        _revision_spec(spec)
+        _revision_spec(spec, rd)
 
 
 def _route(res: Resource) -> None:
@@ -74,7 +89,7 @@ def _route(res: Resource) -> None:
         _traffic(spec, service=False)
 
 
-def _revision_template(template: dict[str, Any], owner: Resource) -> None:
+def _revision_template(template: dict[str, Any], owner: Resource, rd: RevisionDefaults) -> None:
     meta = template.get("metadata")
     if meta is None:
         meta = template["metadata"] = {}
@@ -82,7 +97,7 @@ def _revision_template(template: dict[str, Any], owner: Resource) -> None:
         _workload_class(meta, owner)
     spec = _mapping(template, "spec")
     if spec is not None:
-        _revision_spec(spec)
+        _revision_spec(spec, rd)
 
 
 def _workload_class(template_meta: dict[str, Any], owner: Resource) -> None:
@@ -107,9 +122,9 @@ def _workload_class(template_meta: dict[str, Any], owner: Resource) -> None:
     annotations[WORKLOAD_CLASS_ANNOTATION] = "container"
 
 
-def _revision_spec(spec: dict[str, Any]) -> None:
-    spec.setdefault("containerConcurrency", 0)
-    spec.setdefault("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
+def _revision_spec(spec: dict[str, Any], rd: RevisionDefaults) -> None:
+    spec.setdefault("containerConcurrency", rd.container_concurrency)
+    spec.setdefault("timeoutSeconds", rd.timeout_seconds)
     spec.setdefault("enableServiceLinks", False)
     containers = spec.get("containers")
     if not isinstance(containers, list):
@@ -281,10 +296,12 @@ def _is_json(data: object) -> bool:
     return True
 
 
-_DEFAULTERS: dict[tuple[str, str], Callable[[Resource], None]] = {
+_SERVING_DEFAULTERS: dict[tuple[str, str], Callable[[Resource, RevisionDefaults], None]] = {
     ("serving.knative.dev", "Service"): _service,
     ("serving.knative.dev", "Configuration"): _configuration,
     ("serving.knative.dev", "Revision"): _revision,
+}
+_DEFAULTERS: dict[tuple[str, str], Callable[[Resource], None]] = {
     ("serving.knative.dev", "Route"): _route,
     ("serving.knative.dev", "DomainMapping"): _domain_mapping,
     ("sources.knative.dev", "KafkaSource"): _kafka_source,

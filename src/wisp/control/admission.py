@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from wisp.api import kinds as k
-from wisp.api.defaults import apply_defaults
+from wisp.api.defaults import RevisionDefaults, apply_defaults
 from wisp.api.errors import FieldError, ManifestError, UnknownKindError
 from wisp.api.kinds import Kind, for_manifest
 from wisp.api.validation import validate, validate_update
-from wisp.serving.autoscaler import AutoscalerConfig, parse_config_autoscaler, parse_config_defaults
+from wisp.serving.autoscaler import AutoscalerConfig, DefaultsConfig, parse_config_autoscaler, parse_config_defaults
 from wisp.store import Store
 from wisp.types import Resource
 
@@ -55,6 +55,15 @@ def _autoscaler_config(store: Store) -> AutoscalerConfig:
     return parse_config_autoscaler(_data(stored)) if stored else AutoscalerConfig()
 
 
+def _as_revision_defaults(config: DefaultsConfig) -> RevisionDefaults:
+    return RevisionDefaults(config.revision_timeout_seconds, config.container_concurrency)
+
+
+def _revision_defaults(store: Store) -> RevisionDefaults:
+    stored = store.get(k.CONFIG_MAP, SYSTEM_NAMESPACE, CONFIG_DEFAULTS)
+    return _as_revision_defaults(parse_config_defaults(_data(stored))) if stored else RevisionDefaults()
+
+
 def validate_system_config(kind: Kind, resource: Resource) -> list[FieldError]:
     """Knative's cluster ConfigMaps are checked like Knative's config webhook: a bad value is refused
     and the configuration in force stays."""
@@ -71,6 +80,7 @@ def admit(items: list[Resource], store: Store) -> list[tuple[Kind, Resource]]:
     """Every item defaulted and validated, or a ManifestError naming every bad field of the first bad item."""
     admitted: list[tuple[Kind, Resource]] = []
     autoscaler = _autoscaler_config(store)
+    revision_defaults = _revision_defaults(store)
     for index, raw in enumerate(items):
         where = f"item {index} ({describe(raw)})"
         if not isinstance(raw, dict):
@@ -79,7 +89,7 @@ def admit(items: list[Resource], store: Store) -> list[tuple[Kind, Resource]]:
             kind = for_manifest(str(raw.get("apiVersion", "")), str(raw.get("kind", "")))
         except UnknownKindError as exc:
             raise ManifestError([FieldError("kind", str(exc))], where) from None
-        resource = apply_defaults(raw)
+        resource = apply_defaults(raw, revision_defaults)
         errors = validate(resource, autoscaler=autoscaler)
         meta = resource.get("metadata", {})
         if not errors:
@@ -92,5 +102,7 @@ def admit(items: list[Resource], store: Store) -> list[tuple[Kind, Resource]]:
         if _is_system(kind, resource, CONFIG_AUTOSCALER):
             # Later documents of the same batch are judged by the configuration this batch sets.
             autoscaler = parse_config_autoscaler(_data(resource))
+        if _is_system(kind, resource, CONFIG_DEFAULTS):
+            revision_defaults = _as_revision_defaults(parse_config_defaults(_data(resource)))
         admitted.append((kind, resource))
     return admitted
