@@ -211,3 +211,35 @@ async def test_fork_to_ready_time(runtimes: MakeRuntime, tmp_path: Path) -> None
     async with httpx.AsyncClient(timeout=10) as client:
         answers = await asyncio.gather(*(client.get(f"http://127.0.0.1:{i.port}/") for i in instances))
     assert [a.json()["PORT"] for a in answers] == [str(i.port) for i in instances]
+
+
+async def test_concurrent_orders_each_get_their_own_instance(runtimes: MakeRuntime, tmp_path: Path) -> None:
+    # The template keeps a pre-forked spare; several orders at once must still each get a distinct,
+    # working instance (the spare serves one, the rest are forked on demand), with its own PORT.
+    spec = function_spec(write_code(tmp_path / "fn", HTTP_CODE))
+    runtime = runtimes(spec)
+    await runtime.start()
+    names = [f"hello-00001-deployment-c{i}" for i in range(5)]
+    instances = await asyncio.gather(*(
+        runtime.spawn(name, free_port(), tmp_path / "logs" / f"{name}.log") for name in names))
+    await asyncio.gather(*(i.wait_ready(20) for i in instances))
+    assert len({i.pid for i in instances}) == 5
+    async with httpx.AsyncClient(timeout=10) as client:
+        for instance in instances:
+            reply = await client.get(f"http://127.0.0.1:{instance.port}/")
+            assert reply.json()["PORT"] == str(instance.port)
+
+
+async def test_a_killed_instance_does_not_stop_the_next_orders(runtimes: MakeRuntime, tmp_path: Path) -> None:
+    spec = function_spec(write_code(tmp_path / "fn", HTTP_CODE))
+    runtime, first = await start_instance(runtimes, spec, tmp_path)
+    first.kill()
+    assert await asyncio.wait_for(first.exited, 5) != 0
+    for n in range(3):  # each order after a death still gets a fresh, serving instance
+        name = f"hello-00001-deployment-n{n}"
+        instance = await runtime.spawn(name, free_port(), tmp_path / "logs" / f"{name}.log")
+        await instance.wait_ready(20)
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert (await client.get(f"http://127.0.0.1:{instance.port}/")).status_code == 200
+        instance.kill()
+        await asyncio.wait_for(instance.exited, 5)

@@ -109,6 +109,10 @@ class RevisionRunner:
     def set_desired(self, count: int) -> None:
         if count != self.desired:
             self.desired = count
+            if self._task is not None and not self._stopping:
+                # Scaling up starts instances now, ahead of whatever else the loop has queued (a request
+                # may be held at zero waiting for them); the converge loop then finds nothing to add.
+                self._spawn_missing()
             self._wake.set()
 
     @property
@@ -125,14 +129,17 @@ class RevisionRunner:
             self._wake.clear()
             live = [p for p in self.pods if p.phase in ("Pending", "Running")]
             if len(live) < self.desired:
-                for _ in range(self.desired - len(live)):
-                    self._spawn_soon()
+                self._spawn_missing()
             elif len(live) > self.desired:
                 # Idle instances go first, then the least busy; the newest first among equals.
                 extra = sorted(live, key=lambda p: (p.ready, p.slot.in_flight, -p.created))
                 for pod in extra[: len(live) - self.desired]:
                     self._background(self._terminate(pod))
             await self._wake.wait()
+
+    def _spawn_missing(self) -> None:
+        for _ in range(self.desired - self.live_count):
+            self._spawn_soon()
 
     def _spawn_soon(self) -> None:
         suffix = "".join(secrets.choice(_POD_SUFFIX_ALPHABET) for _ in range(5))

@@ -12,6 +12,13 @@ Wire protocol, one JSON object per line:
                     {"ev": "listening", "pid": ...}  (written by the instance itself; lines are
                     shorter than PIPE_BUF, so writes from both processes never interleave)
 The user's own prints go to stderr, so they cannot corrupt the replies.
+
+A fork order is served by a *spare*: a child forked in advance (shortly after the previous order, when the
+template is idle), which has already done what does not depend on the order (dropped the template's
+signal handling, asked to die with it, created its event loop, run the serving plumbing once on a
+throwaway app — never the user's code) and blocks on a pipe. The order is written
+to that pipe and the spare becomes the instance, so a scale from zero does not wait for fork() and that
+setup. The daemon never hears of a spare until it is handed an order; it dies with the template.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import importlib
 import io
 import json
 import os
@@ -28,11 +36,13 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
+from starlette.concurrency import run_in_threadpool
 
 from wisp.serving.workloads.function_app import build_app
 from wisp.serving.workloads.signatures import detect_signature, load_target
@@ -79,6 +89,8 @@ class Template:
         self.reply_fd = reply_fd
         self.pid = os.getpid()
         self.wake_r, self.wake_w = os.pipe()
+        self.spare: tuple[int, int] | None = None  # (pid, write end of its order pipe)
+        self.spare_due: float | None = 0.0  # when to fork the next spare (monotonic); None = have one
 
     def reply(self, message: dict[str, Any]) -> None:
         _reply(self.reply_fd, message)
@@ -91,7 +103,11 @@ class Template:
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # the wakeup fd is what wakes select()
         buffer = b""
         while True:
-            readable, _, _ = select.select([0, self.wake_r], [], [])
+            if self.spare_due is not None and time.monotonic() >= self.spare_due:
+                self.spare = self.fork_spare()
+                self.spare_due = None
+            wait = None if self.spare_due is None else max(0.0, self.spare_due - time.monotonic())
+            readable, _, _ = select.select([0, self.wake_r], [], [], wait)
             if self.wake_r in readable:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self.wake_r, 4096)
@@ -114,12 +130,45 @@ class Template:
                 return
             if pid == 0:
                 return
+            if self.spare is not None and pid == self.spare[0]:  # the daemon never heard of it
+                os.close(self.spare[1])
+                self.spare, self.spare_due = None, time.monotonic() + SPARE_DELAY
+                continue
             self.reply({"ev": "exit", "pid": pid, "status": os.waitstatus_to_exitcode(status)})
 
     def order(self, message: dict[str, Any]) -> None:
         if message.get("op") != "fork":
             print(f"wisp template: unknown order {message!r}", file=sys.stderr)
             return
+        order = {"name": str(message["name"]), "port": int(message["port"]), "log": str(message["log"])}
+        pid = self.hand_to_spare(order)
+        if pid is None:
+            pid = self.fork_child(lambda: self.instance_main(order, None))
+        self.reply({"ev": "forked", "name": order["name"], "pid": pid})
+        if self.spare is None:
+            # Not at once: the instance just started needs the CPU more than the next spare does.
+            self.spare_due = time.monotonic() + SPARE_DELAY
+
+    def hand_to_spare(self, order: dict[str, Any]) -> int | None:
+        """Give the order to the waiting spare; its pid, or None when there is no live spare."""
+        if self.spare is None:
+            return None
+        (pid, order_w), self.spare = self.spare, None
+        try:
+            os.write(order_w, (json.dumps(order) + "\n").encode())  # < PIPE_BUF: one atomic write
+        except OSError:  # it died; its exit is reported like any unknown child's and ignored
+            return None
+        finally:
+            os.close(order_w)
+        return pid
+
+    def fork_spare(self) -> tuple[int, int]:
+        order_r, order_w = os.pipe()
+        pid = self.fork_child(lambda: self.spare_main(order_r, order_w))
+        os.close(order_r)
+        return pid, order_w
+
+    def fork_child(self, main: Callable[[], int]) -> int:
         # Anything still buffered would be written twice, once by each process.
         sys.stdout.flush()
         sys.stderr.flush()
@@ -127,7 +176,7 @@ class Template:
         if pid == 0:
             code = 1
             try:
-                code = self.instance_main(str(message["name"]), int(message["port"]), str(message["log"]))
+                code = main()
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -135,21 +184,44 @@ class Template:
                     sys.stdout.flush()
                     sys.stderr.flush()
                 os._exit(code)
-        self.reply({"ev": "forked", "name": message["name"], "pid": pid})
+        return pid
 
-    def instance_main(self, name: str, port: int, log_path: str) -> int:
-        """Runs in the forked child: become an instance serving on 127.0.0.1:port."""
+    def spare_main(self, order_r: int, order_w: int) -> int:
+        """Runs in a spare: get ready for any order, wait for one, then become that instance."""
+        os.close(order_w)
+        loop = self.detach()
+        if loop is None:
+            return 1
+        loop.run_until_complete(_warm_up())
+        with os.fdopen(order_r, "rb") as orders:
+            line = orders.readline()
+        if not line:  # the template closed the pipe without an order
+            loop.close()
+            return 0
+        return self.instance_main(json.loads(line), loop)
+
+    def detach(self) -> asyncio.AbstractEventLoop | None:
+        """The order-independent part of becoming an instance; None if the template is already gone."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         _die_with_parent()
         if os.getppid() != self.pid:
-            return 1  # the template died between fork and prctl
+            return None  # the template died between fork and prctl
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        return self.loop_factory() if self.loop_factory is not None else asyncio.new_event_loop()
+
+    def instance_main(self, order: dict[str, Any], loop: asyncio.AbstractEventLoop | None) -> int:
+        """Runs in the child: become an instance serving on 127.0.0.1:port (`loop` given by a spare)."""
+        if loop is None:
+            loop = self.detach()
+            if loop is None:
+                return 1
+        name, port = str(order["name"]), int(order["port"])
+        log_fd = os.open(str(order["log"]), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         os.close(log_fd)
@@ -163,9 +235,44 @@ class Template:
         sock.bind(("127.0.0.1", port))
         # Not listening yet: uvicorn listens once the app is ready, so a TCP probe means "serving".
         server = _InstanceServer(self.config, self.reply_fd)
-        with asyncio.Runner(loop_factory=self.loop_factory) as runner:
+        with asyncio.Runner(loop_factory=lambda: loop) as runner:
             runner.run(server.serve(sockets=[sock]))
         return 0
+
+
+# Modules an instance would otherwise import on its first request (anyio loads its asyncio backend lazily,
+# on the first thread-pool call or task group): ~15 ms of a cold start, paid once here. Importing them
+# starts no thread, so forking stays safe.
+PRELOAD = ("anyio._backends._asyncio",)
+# How long after handing out its spare the template forks the next one.
+SPARE_DELAY = 0.1
+
+
+def _preload() -> None:
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+_WARM_UP_SCOPE: dict[str, Any] = {
+    "type": "http", "method": "GET", "path": "/", "raw_path": b"/", "query_string": b"", "root_path": "",
+    "headers": [(b"host", b"warm-up")], "http_version": "1.1", "scheme": "http",
+    "server": ("127.0.0.1", 0), "client": ("127.0.0.1", 0),
+}
+
+
+async def _warm_up() -> None:
+    """Run the serving plumbing once in a spare, never the user's code: anyio's thread pool and a request
+    through a throwaway function app, so the first real request does not pay for them (~1-2 ms)."""
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        pass
+
+    await run_in_threadpool(lambda: None)
+    await build_app(lambda request: "", "http")(dict(_WARM_UP_SCOPE), receive, send)
 
 
 def _reply(fd: int, message: dict[str, Any]) -> None:
@@ -203,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         config.load()
         loop_factory = config.get_loop_factory()
+        _preload()
     except BaseException:
         _reply(reply_fd, {"ev": "error", "message": traceback.format_exc()})
         return 1
