@@ -200,14 +200,19 @@ class Daemon:
         for result in results:
             for warning in warnings_for(result.resource):
                 log.warning("%s", warning)
-        return [f"{r.kind.kind.lower()}.{r.kind.group or 'core'}/{r.name} {r.action}" for r in results]
+        return [f"{r.kind.kind.lower()}{'.' + r.kind.group if r.kind.group else ''}/{r.name} {r.action}"
+                for r in results]
 
     async def wait_services_ready(self, timeout: float) -> None:
-        """Until every Service is Ready or has failed, or the timeout passes."""
+        """Until every Service is Ready or has failed and every KafkaSource has joined its group (or failed),
+        or the timeout passes: a message sent after `wisp up` reports must not be skipped."""
         deadline = time.monotonic() + timeout
+        starting = ("JoiningGroup", "Connecting")
         while time.monotonic() < deadline:
             pending = [s for s in self.store.list(k.SERVICE)
                        if (get_condition(s, "Ready") or {}).get("status", "Unknown") == "Unknown"]
+            pending += [s for s in self.store.list(k.KAFKA_SOURCE)
+                        if (get_condition(s, "ConnectionEstablished") or {}).get("reason", "Connecting") in starting]
             if not pending:
                 return
             await asyncio.sleep(0.05)
@@ -220,6 +225,10 @@ class Daemon:
             mark = "Ready" if ready.get("status") == "True" else f"NotReady ({ready.get('reason', '')}: " \
                 f"{ready.get('message', '')})"
             lines.append(f"  {svc['metadata']['namespace']}/{svc['metadata']['name']}  {url}  {mark}")
+        for source in self.store.list(k.KAFKA_SOURCE):
+            ready = get_condition(source, "Ready") or {}
+            state = "Ready" if ready.get("status") == "True" else f"NotReady ({ready.get('reason', '')})"
+            lines.append(f"  kafkasource {source['metadata']['namespace']}/{source['metadata']['name']}  {state}")
         for dm in self.store.list(k.DOMAIN_MAPPING):
             lines.append(f"  domain {dm['metadata']['name']} → {dm['spec']['ref'].get('name')}  "
                          f"{dm.get('status', {}).get('url', '')}")

@@ -67,3 +67,13 @@ def test_seed_annotations_that_mean_nothing_here_are_reported() -> None:
     warnings = warnings_for(svc)
     assert len(warnings) == 2 and all("ignored" in w for w in warnings)
     assert warnings_for(ksvc("plain")) == []
+
+
+def test_a_cesql_filter_that_does_not_parse_is_refused(store: Store) -> None:
+    trigger = {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "t"},
+               "spec": {"broker": "default", "filters": [{"cesql": "type = 'a' AND AND source = 'b'"}],
+                        "subscriber": {"uri": "http://example.com/"}}}
+    with pytest.raises(ManifestError) as caught:
+        admit([trigger], store)
+    assert caught.value.errors[0].path == "spec.filters[0].cesql"
+    assert "position" in caught.value.errors[0].message

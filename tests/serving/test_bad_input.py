@@ -174,3 +174,14 @@ async def test_token_is_enforced_when_set(tmp_path: Path) -> None:
                                      headers={"Authorization": "Bearer letmein"})
         assert allowed.status_code == 200
         _ = httpx
+
+
+async def test_volumes_are_ready_false_saying_so(tmp_path: Path) -> None:
+    code = write_function(tmp_path / "fn", HELLO)
+    svc = service("mounts", code, container={"volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]})
+    svc["spec"]["template"]["spec"]["volumes"] = [{"name": "cfg", "configMap": {"name": "cfg"}}]
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(svc)
+        revision = await h.failed("mounts-00001", kind=k.REVISION)
+        ready = next(c for c in revision["status"]["conditions"] if c["type"] == "Ready")
+        assert "spec.containers[0].volumeMounts" in ready["message"] and "not supported" in ready["message"]

@@ -25,6 +25,7 @@ from wisp.api.validate_core import (
     unknown_fields,
     validate_metadata,
 )
+from wisp.eventing.filters import CesqlSyntaxError, compile_cesql
 from wisp.types import Resource
 
 # Alibaba's KafkaSource delivery annotations (the seed), each a non-negative number of seconds or retries.
@@ -450,21 +451,11 @@ def validate_filter(value: object, path: str) -> Errors:
 
 
 def _cesql(value: object, path: str) -> Errors:
-    """A light CESQL check: a non-empty expression with balanced quotes and parentheses."""
+    """A CESQL expression must parse, as Knative's webhook requires (the dispatcher uses the same parser)."""
     if not isinstance(value, str) or not value.strip():
         return [invalid(value, path, "must be a CESQL expression")]
-    depth, quote = 0, ""
-    for ch in value:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                break
-    if depth != 0 or quote:
-        return [invalid(value, path, "unbalanced parentheses or quotes in CESQL expression")]
+    try:
+        compile_cesql(value)
+    except CesqlSyntaxError as exc:
+        return [invalid(value, path, str(exc))]
     return []

@@ -80,4 +80,6 @@ class SinkResolver:
         host, path = found
         if host is None:
             return path
-        return self._network.url(host) + (path if path != "/" else "")
+        # Cluster-local names are addressed without the ingress port, as Knative reports them.
+        base = f"http://{host}" if host.endswith((".svc.cluster.local", ".svc")) else self._network.url(host)
+        return base + (path if path != "/" else "")

@@ -125,6 +125,10 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
         raise SpecError("spec.containers: wisp runs one container per revision; sidecars "
                         f"({', '.join(str(c.get('name', '?')) for c in spec['containers'][1:])}) are not supported")
     container = spec["containers"][0]
+    if container.get("volumeMounts") or spec.get("volumes"):
+        field = "spec.containers[0].volumeMounts" if container.get("volumeMounts") else "spec.volumes"
+        raise SpecError(f"{field}: volumes are not supported on one machine (instances are plain processes; "
+                        "read Secrets and ConfigMaps through env or envFrom instead)")
     image = str(container.get("image", ""))
     klass = workload_class(revision)
     directory: Path | None = None

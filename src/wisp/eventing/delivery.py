@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -71,6 +72,14 @@ class Destination:
 
     url: str
     host: str | None = None
+
+    @property
+    def reported_url(self) -> str:
+        """The address as its owner knows it: the virtual host rather than the ingress it is reached through."""
+        if self.host is None:
+            return self.url
+        parts = urlsplit(self.url)
+        return urlunsplit((parts.scheme, self.host, parts.path, parts.query, ""))
 
 
 @dataclass(frozen=True)
@@ -363,7 +372,7 @@ class Deliverer:
     @staticmethod
     def _dead_letter_event(event: CloudEvent, dest: Destination, attempt: _Attempt) -> CloudEvent:
         attributes = dict(event.get_attributes())
-        attributes["knativeerrordest"] = dest.url
+        attributes["knativeerrordest"] = dest.reported_url
         if attempt.status is not None:
             attributes["knativeerrorcode"] = str(attempt.status)
         if attempt.body:

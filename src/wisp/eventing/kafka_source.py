@@ -167,6 +167,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._member.assigned(assigned)
+        self._member.dispatcher._joined()
 
 
 class _Member:
@@ -408,6 +409,12 @@ class KafkaSourceDispatcher:
             # Keep consuming: metadata refreshes pick the topics up once they exist.
             self._report(False, "TopicsNotPresent", f"topics do not exist: {', '.join(missing)}")
         else:
+            # Not Ready yet: with `initialOffset: latest`, records sent before the group has its
+            # partitions would be skipped, so readiness waits for the assignment (as Knative's does).
+            self._report(False, "JoiningGroup", f"joining consumer group {self.spec.consumer_group}")
+
+    def _joined(self) -> None:
+        if self._status is None or self._status[1] in ("JoiningGroup", ""):
             self._report(True)
 
     async def _consume(self, member: _Member) -> None:
