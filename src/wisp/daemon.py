@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from wisp.observability.metrics import RevisionState, SourceState
 from wisp.serving import views
 from wisp.serving.dataplane import DataPlane
 from wisp.serving.ingress import ASGIApp, Ingress
+from wisp.serving.local_client import LocalClient
 from wisp.serving.routing import RoutingTable
 from wisp.serving.workloads import make_runtime
 from wisp.serving.workloads.logs import follow, tail
@@ -99,7 +100,8 @@ class _Server:
     """A uvicorn server on a socket we bound, without uvicorn's own signal handling."""
 
     def __init__(self, app: ASGIApp | Any, sock: socket.socket, drain_seconds: float) -> None:
-        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
+        # proxy_headers off: a local client's X-Forwarded-For must not become the ingress's idea of the client.
+        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, proxy_headers=False,
                                 timeout_graceful_shutdown=int(drain_seconds), date_header=False,
                                 timeout_keep_alive=30, http="httptools", loop="none")
         config.load()
@@ -120,6 +122,8 @@ class _Server:
 
 class Daemon:
     def __init__(self, options: DaemonOptions, clock: Clock = time.time) -> None:
+        # Absolute: instances run in their own code directories and are handed paths under it.
+        options = replace(options, state_dir=options.state_dir.resolve())
         self.options = options
         self.clock = clock
         state = options.state_dir
@@ -169,8 +173,11 @@ class Daemon:
         self._token = token
         api = _Server(build_api(self.store, virtual, token, self.obs.routes()), self._api_sock, 5)
         brokers = self.eventing.ingress_app(opts.body_limit)
-        ingress = _Server(Ingress(self.routing, self.dataplane, opts.body_limit, {BROKER_INGRESS_HOST: brokers},
-                                  observer=self.obs.metrics), self._ingress_sock, 30)
+        ingress_app = Ingress(self.routing, self.dataplane, opts.body_limit, {BROKER_INGRESS_HOST: brokers},
+                              observer=self.obs.metrics, tracer=self.obs.tracer)
+        # Event dispatchers enter the ingress in-process: same routing and throttling, no loopback hop.
+        self.eventing.deliverer.local = LocalClient(ingress_app, network.port)
+        ingress = _Server(ingress_app, self._ingress_sock, 30)
         for server in (api, ingress):
             await server.start()
             self._servers.append(server)
@@ -211,8 +218,10 @@ class Daemon:
         while time.monotonic() < deadline:
             pending = [s for s in self.store.list(k.SERVICE)
                        if (get_condition(s, "Ready") or {}).get("status", "Unknown") == "Unknown"]
-            pending += [s for s in self.store.list(k.KAFKA_SOURCE)
-                        if (get_condition(s, "ConnectionEstablished") or {}).get("reason", "Connecting") in starting]
+            for source in self.store.list(k.KAFKA_SOURCE):
+                connection = get_condition(source, "ConnectionEstablished") or {}
+                if connection.get("status") != "True" and connection.get("reason", "Connecting") in starting:
+                    pending.append(source)
             if not pending:
                 return
             await asyncio.sleep(0.05)

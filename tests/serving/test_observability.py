@@ -37,3 +37,39 @@ def handle(request):
         endpoint, name = (await h.request("traced.default.localhost")).text.split()
         assert endpoint == h.api
         assert name == "traced"
+
+
+TRACE_ECHO = """
+def handle(request):
+    return {"traceparent": request.headers.get("traceparent"), "path": request.url.path,
+            "host": request.headers.get("host")}
+"""
+
+
+async def test_ingress_continues_the_trace_and_records_its_hop(tmp_path: Path) -> None:
+    code = write_function(tmp_path / "fn", TRACE_ECHO)
+    incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(service("hop", code))
+        await h.ready("hop")
+        seen = (await h.request("hop.default.localhost", headers={"traceparent": incoming})).json()
+        version, trace_id, span_id, flags = seen["traceparent"].split("-")
+        assert (version, trace_id, flags) == ("00", "0af7651916cd43dd8448eb211c80319c", "01")
+        assert span_id != "b7ad6b7169203331"  # the instance's parent is the ingress hop
+        trace = (await h.client.get(f"{h.api}/traces/{trace_id}")).json()
+        [span] = [s for s in trace["spans"] if s["name"] == "ingress"]
+        assert span["spanId"] == span_id and span["parentSpanId"] == "b7ad6b7169203331"
+        # A request without a traceparent starts a new trace.
+        fresh = (await h.request("hop.default.localhost")).json()["traceparent"]
+        assert fresh.split("-")[1] != trace_id
+
+
+async def test_route_path_form_reaches_a_host_without_a_host_header(tmp_path: Path) -> None:
+    code = write_function(tmp_path / "fn", TRACE_ECHO)
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(service("routed", code))
+        await h.ready("routed")
+        reply = await h.client.get(f"{h.ingress}/.wisp/route/routed.default.svc.cluster.local/a/b?x=1")
+        assert reply.status_code == 200
+        assert reply.json()["path"] == "/a/b"
+        assert reply.json()["host"] == "routed.default.svc.cluster.local"

@@ -224,7 +224,8 @@ async def test_killed_instance_gives_502_and_is_replaced(tmp_path: Path) -> None
         assert time.monotonic() - started < 2
         # A replacement comes up and serves.
         await h.wait_for(k.REVISION, "default", "fragile-00001",
-                         lambda r: r.get("status", {}).get("actualReplicas") == 1 and runner.pods[0] is not pod)
+                         lambda r: r.get("status", {}).get("actualReplicas") == 1 and bool(runner.pods)
+                         and runner.pods[0] is not pod)
         assert (await h.request("fragile.default.localhost")).status_code == 200
 
 

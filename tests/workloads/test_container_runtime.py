@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
+import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,3 +113,41 @@ async def test_oci_image_without_a_working_engine(runtimes: MakeRuntime) -> None
     assert "image docker.io/library/nginx:1.27 needs a container engine (podman or docker)" in message
     if shutil.which("docker"):
         assert "`docker info` failed" in message
+
+
+ORPHAN_PARENT = """
+import asyncio, sys
+from pathlib import Path
+from wisp.serving.workloads import make_runtime, WorkloadSpec
+
+async def main():
+    spec = WorkloadSpec(revision="o-00001", namespace="default", workload_class="container",
+                        directory=Path(sys.argv[1]), image="./box", command=["sleep", "600"])
+    runtime = make_runtime(spec)
+    await runtime.start()
+    instance = await runtime.spawn("o-00001-deployment-xxxxx", 1, Path(sys.argv[1]) / "o.log")
+    print(instance.pid, flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+async def test_instances_die_with_a_killed_daemon(tmp_path: Path) -> None:
+    # A daemon killed with SIGKILL cannot stop its instances; the kernel must (parent-death signal).
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ORPHAN_PARENT, str(tmp_path), stdout=asyncio.subprocess.PIPE)
+    assert parent.stdout is not None
+    pid = int(await asyncio.wait_for(parent.stdout.readline(), 30))
+    os.kill(pid, 0)  # the instance runs
+    parent.kill()
+    await parent.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(0.02)  # no event tells us another process's child has gone
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError("the container instance outlived its daemon")

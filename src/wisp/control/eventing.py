@@ -178,6 +178,7 @@ class EventingReconciler:
     def dependents(self, event: StoreEvent) -> Iterable[Key]:
         kind, namespace, _ = event.key
         if kind in (k.SERVICE, k.BROKER, k.ROUTE):
+            self.sinks.invalidate()
             # A sink or subscriber may have appeared or gone.
             for sink_kind in (k.KAFKA_SOURCE, k.TRIGGER, k.PING_SOURCE, k.SINK_BINDING):
                 yield from keys_of(sink_kind, self.store.list(sink_kind, namespace))

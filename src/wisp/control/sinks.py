@@ -7,6 +7,7 @@ same reachability in `K_SINK` through the ingress's path form `/.wisp/route/{hos
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,17 +15,24 @@ from urllib.parse import urlsplit
 from wisp.api import kinds as k
 from wisp.control.serving_builders import Network, cluster_local_host
 from wisp.eventing.delivery import Destination
+from wisp.serving.ingress import ROUTE_PREFIX
 from wisp.store import Store
 
 BROKER_INGRESS_HOST = "broker-ingress.knative-eventing.localhost"
-ROUTE_PREFIX = "/.wisp/route/"
 _LOCAL_SUFFIXES = (".localhost", ".svc.cluster.local", ".svc")
 
 
 class SinkResolver:
+    """Resolves destinations; results are cached (dispatchers ask once per event) until `invalidate`."""
+
     def __init__(self, store: Store, network: Network) -> None:
         self._store = store
         self._network = network
+        self._cache: dict[tuple[str, str], tuple[str | None, str] | None] = {}
+
+    def invalidate(self) -> None:
+        """Forget every resolution: a Service or Broker was added, changed or removed."""
+        self._cache.clear()
 
     @property
     def _base(self) -> str:
@@ -32,6 +40,12 @@ class SinkResolver:
 
     def host_and_path(self, sink: Mapping[str, Any], namespace: str) -> tuple[str | None, str] | None:
         """(virtual host or None for an outside URL, path or full URL); None while the ref does not exist."""
+        key = (namespace, json.dumps(sink, sort_keys=True, default=str))
+        if key not in self._cache:
+            self._cache[key] = self._resolve(sink, namespace)
+        return self._cache[key]
+
+    def _resolve(self, sink: Mapping[str, Any], namespace: str) -> tuple[str | None, str] | None:
         ref = sink.get("ref")
         extra = str(sink.get("uri") or "")
         if isinstance(ref, Mapping):

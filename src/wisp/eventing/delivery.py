@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -268,10 +268,23 @@ def _reply_event(headers: Mapping[str, str], body: bytes) -> CloudEvent | None:
         return None
 
 
+class LocalTransport(Protocol):
+    """Delivers to a virtual host in-process (wisp's ingress), skipping a loopback HTTP hop."""
+
+    async def post(self, url: str, host: str, headers: Mapping[str, str], body: bytes) -> _LocalReply: ...
+
+
+class _LocalReply(Protocol):
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
 class Deliverer:
     """Sends CloudEvents with Knative's delivery semantics over one pooled HTTP client.
 
     `start()` opens the client, `stop()` closes it; `deliver()` may run concurrently any number of times.
+    Destinations with a virtual host go through `local` when given (the daemon's ingress, in-process).
     """
 
     def __init__(
@@ -281,7 +294,9 @@ class Deliverer:
         now: Clock = time.time,
         max_connections: int = 1000,
         user_agent: str = "wisp-eventing",
+        local: LocalTransport | None = None,
     ) -> None:
+        self.local = local
         self._sleep = sleep
         self._now = now
         self._max_connections = max_connections
@@ -400,6 +415,8 @@ class Deliverer:
     ) -> _Attempt:
         headers, body = self._request_headers(event, dest, spec, extra)
         timeout = aiohttp.ClientTimeout(total=spec.timeout if spec.timeout else DEFAULT_ATTEMPT_TIMEOUT)
+        if self.local is not None and dest.host is not None:
+            return await self._attempt_local(self.local, dest, headers, body, timeout.total)
         try:
             # Without a datacontenttype, aiohttp must not invent `application/octet-stream` for the body.
             skip = () if any(k.lower() == "content-type" for k in headers) else ("Content-Type",)
@@ -407,21 +424,33 @@ class Deliverer:
                 dest.url, data=body, headers=headers, timeout=timeout, skip_auto_headers=skip
             ) as resp:
                 reply_body = await resp.read()
-                status = resp.status
-                if 200 <= status < 300:
-                    reply = _reply_event(resp.headers, reply_body)
-                    return _Attempt(status, reply_body, "", False, None, reply)
-                return _Attempt(
-                    status,
-                    reply_body,
-                    f"sink answered {status}",
-                    is_retryable_status(status),
-                    _retry_after_seconds(resp.headers.get("Retry-After"), self._now()),
-                    None,
-                )
+                return self._answered(resp.status, resp.headers, reply_body)
         except aiohttp.InvalidURL as exc:
             return _Attempt(None, b"", f"invalid sink URL {exc}", False, None, None)
         except TimeoutError:
             return _Attempt(None, b"", f"timed out after {timeout.total}s", True, None, None)
         except (aiohttp.ClientError, OSError) as exc:
             return _Attempt(None, b"", f"connection error: {exc!r}", True, None, None)
+
+    async def _attempt_local(
+        self, local: LocalTransport, dest: Destination, headers: Mapping[str, str], body: bytes,
+        timeout: float | None,
+    ) -> _Attempt:
+        assert dest.host is not None
+        try:
+            reply = await asyncio.wait_for(local.post(dest.url, dest.host, headers, body), timeout)
+        except TimeoutError:
+            return _Attempt(None, b"", f"timed out after {timeout}s", True, None, None)
+        except (ConnectionError, OSError) as exc:
+            return _Attempt(None, b"", f"connection error: {exc!r}", True, None, None)
+        except Exception as exc:  # a fault in the local path must not lose the event: retry it
+            log.exception("in-process delivery to %s failed", dest.host)
+            return _Attempt(None, b"", f"internal error: {exc!r}", True, None, None)
+        return self._answered(reply.status, reply.headers, reply.body)
+
+    def _answered(self, status: int, headers: Mapping[str, str], reply_body: bytes) -> _Attempt:
+        if 200 <= status < 300:
+            return _Attempt(status, reply_body, "", False, None, _reply_event(headers, reply_body))
+        retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        return _Attempt(status, reply_body, f"sink answered {status}", is_retryable_status(status),
+                        _retry_after_seconds(retry_after, self._now()), None)

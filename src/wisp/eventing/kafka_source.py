@@ -167,7 +167,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._member.assigned(assigned)
-        self._member.dispatcher._joined()
+        await self._member.commit_start(assigned)
 
 
 class _Member:
@@ -185,6 +185,23 @@ class _Member:
             if tp not in self.workers:
                 self.workers[tp] = _PartitionWorker(limit, self.dispatcher._handle)
                 self.fresh.add(tp)
+
+    async def commit_start(self, assigned: set[TopicPartition]) -> None:
+        """Commit where each newly owned partition without a committed offset starts (`latest` resolved to
+        an offset now) and only then report Ready, as Knative commits a KafkaSource's initial offsets before
+        it is Ready: a record produced after Ready is never skipped, even across a restart."""
+        offsets = {}
+        for tp in assigned:
+            if tp in self.fresh and await self.consumer.committed(tp) is None:
+                offsets[tp] = await self.consumer.position(tp)
+        if offsets:
+            try:
+                await self.consumer.commit(offsets)
+            except (CommitFailedError, KafkaError) as exc:
+                log.warning("kafkasource %s: initial commit failed: %s", self.dispatcher.key, exc)
+                return  # a new rebalance is under way; its assignment commits again
+        self.fresh.difference_update(assigned)
+        self.dispatcher._report(True)
 
     async def revoked(self, revoked: set[TopicPartition]) -> None:
         workers = {tp: self.workers[tp] for tp in revoked if tp in self.workers}
@@ -353,7 +370,7 @@ class KafkaSourceDispatcher:
             security_protocol=auth.security_protocol,
             ssl_context=self._ssl_context(),
             max_poll_records=self._fetch_max_records,
-            fetch_max_wait_ms=200,
+            fetch_max_wait_ms=10,  # Tansu holds a fetch for the whole wait: keep latency low
             **extra,
         )
 
@@ -413,10 +430,6 @@ class KafkaSourceDispatcher:
             # partitions would be skipped, so readiness waits for the assignment (as Knative's does).
             self._report(False, "JoiningGroup", f"joining consumer group {self.spec.consumer_group}")
 
-    def _joined(self) -> None:
-        if self._status is None or self._status[1] in ("JoiningGroup", ""):
-            self._report(True)
-
     async def _consume(self, member: _Member) -> None:
         consumer = member.consumer
         last_commit = self._now()
@@ -428,8 +441,6 @@ class KafkaSourceDispatcher:
                     continue
                 for record in records:
                     worker.add(record)
-            if self._status is not None and self._status[1] == "TopicsNotPresent" and member.workers:
-                self._report(True)
             member.apply_backpressure()
             if self._now() - last_commit >= self.spec.commit_interval or (member.fresh and batches):
                 last_commit = self._now()

@@ -324,7 +324,8 @@ class KafkaTriggerDispatcher(_Dispatcher):
         self.topic = topic
         self.group_id = trigger_group_id(cfg.namespace, cfg.name)
         self._consumer = consumer_factory(
-            group_id=self.group_id, enable_auto_commit=False, auto_offset_reset=initial_offset
+            group_id=self.group_id, enable_auto_commit=False, auto_offset_reset=initial_offset,
+            fetch_max_wait_ms=10,  # a broker may hold each fetch for the whole wait: keep latency low
         )
         self._ready_timeout = ready_timeout
         self._assigned = asyncio.Event()

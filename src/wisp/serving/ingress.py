@@ -1,19 +1,21 @@
 """The ingress: one ASGI app that routes by Host, splits traffic, and proxies through each revision's throttler.
 
-It is a raw ASGI callable rather than a framework app because it sits on every request's path.
+It is a raw ASGI callable rather than a framework app because it sits on every request's path: the request
+head for the instance is built in one pass over the client's headers, a free instance is taken without an
+await, and a response that has fully arrived goes out in one body message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from wisp.observability.traceparent import start_or_continue
 from wisp.serving.routing import RevisionKey, RoutingTable
-from wisp.serving.throttler import NoCapacity, QueueFull, Throttler
-from wisp.serving.upstream import UpstreamError, UpstreamTimeout, build_request_head
+from wisp.serving.throttler import NoCapacity, QueueFull, Slot, Throttler
+from wisp.serving.upstream import HOP_BY_HOP, UpstreamError, UpstreamTimeout
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -48,6 +50,16 @@ class _NullObserver:
         return None
 
 
+class SpanRecorder(Protocol):
+    """Where the ingress records its own hop of each trace."""
+
+    def now_ns(self) -> int: ...
+
+    def record_span(self, trace_id: str, span_id: str, parent_id: str | None, name: str, service: str,
+                    start_ns: int, end_ns: int, attributes: dict[str, Any] | None = None, *,
+                    kind: str = "SERVER", error: str | None = None) -> None: ...
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -59,13 +71,16 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ConnectionResetError("client went away")
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(f"request body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
         if not message.get("more_body", False):
+            if not chunks:
+                return chunk  # the common case: the whole body in one message
+            chunks.append(chunk)
             return b"".join(chunks)
+        chunks.append(chunk)
 
 
 async def respond(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -79,28 +94,80 @@ async def respond(send: Send, status: int, text: str, headers: list[tuple[bytes,
     await send({"type": "http.response.body", "body": body})
 
 
-def _host_of(scope: Scope) -> str:
+def _bare_host(value: bytes) -> str:
+    host = value.decode("latin-1").lower()
+    return host.rsplit(":", 1)[0] if not host.endswith("]") else host
+
+
+# Request headers not passed on as they came: hop-by-hop ones, and the forwarding ones the ingress rewrites.
+_X_FORWARDED_FOR = b"x-forwarded-for"
+_FORWARDED = b"forwarded"
+_TRACEPARENT = b"traceparent"
+_NOT_COPIED = HOP_BY_HOP | {_X_FORWARDED_FOR, b"x-forwarded-proto", _FORWARDED, _TRACEPARENT}
+# `http://127.0.0.1:8080/.wisp/route/{host}/path` reaches {host} without a Host header: K_SINK uses it, since
+# Python clients cannot resolve `*.localhost` or `*.svc.cluster.local` names.
+ROUTE_PREFIX = "/.wisp/route/"
+_RESPONSE_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding"})
+
+
+@dataclass(slots=True)
+class _Head:
+    """The client's request as the instance will see it, all but the body length (known after reading)."""
+
+    host: str
+    parts: list[bytes]
+    traceparent: bytes | None
+
+
+def _parse_head(scope: Scope) -> _Head:
+    """One pass over the client's headers: the Host, and the request head for the instance with the
+    hop-by-hop headers dropped and X-Forwarded-For / X-Forwarded-Proto / Forwarded set (DESIGN §4).
+    ASGI servers give header names in lower case, so no lower() per header."""
+    target = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string")
+    if query:
+        target += b"?" + query
+    parts = [scope["method"].encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
+    host = b""
+    prior_xff: bytes | None = None
+    prior_fwd: bytes | None = None
+    traceparent: bytes | None = None
     for name, value in scope["headers"]:
-        if name == b"host":
-            host: str = value.decode("latin-1").lower()
-            return host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return ""
-
-
-def _forwarded_headers(scope: Scope, host: str) -> list[tuple[bytes, bytes]]:
+        if name in _NOT_COPIED:
+            if name == _X_FORWARDED_FOR:
+                prior_xff = value if prior_xff is None else prior_xff + b", " + value
+            elif name == _FORWARDED:
+                prior_fwd = value if prior_fwd is None else prior_fwd + b", " + value
+            elif name == _TRACEPARENT:
+                traceparent = value
+            continue
+        if name == b"host" and not host:
+            host = value
+        parts += (name, b": ", value, b"\r\n")
+    bare = _bare_host(host) if host else ""
     client = scope.get("client")
-    client_ip = client[0] if client else "unknown"
-    proto = scope.get("scheme", "http")
-    prior_xff = b", ".join(v for n, v in scope["headers"] if n == b"x-forwarded-for")
-    xff = (prior_xff + b", " if prior_xff else b"") + client_ip.encode()
-    forwarded = f"for={client_ip};host={host};proto={proto}".encode()
-    prior_fwd = b", ".join(v for n, v in scope["headers"] if n == b"forwarded")
-    headers = [(b"x-forwarded-for", xff), (b"x-forwarded-proto", proto.encode()),
-               (b"forwarded", (prior_fwd + b", " if prior_fwd else b"") + forwarded)]
-    return headers
+    client_ip = (client[0] if client else "unknown").encode()
+    proto = scope.get("scheme", "http").encode()
+    forwarded = b"for=%s;host=%s;proto=%s" % (client_ip, bare.encode("latin-1"), proto)
+    parts += (
+        b"x-forwarded-for: ", prior_xff + b", " + client_ip if prior_xff else client_ip,
+        b"\r\nx-forwarded-proto: ", proto,
+        b"\r\nforwarded: ", prior_fwd + b", " + forwarded if prior_fwd else forwarded, b"\r\n",
+    )
+    return _Head(bare, parts, traceparent)
 
 
-_REPLACED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"})
+def _route_form(scope: Scope) -> Scope | None:
+    """The scope of `/.wisp/route/{host}/rest` as if `rest` had been asked of {host}; None if malformed."""
+    rest = scope["path"][len(ROUTE_PREFIX):]
+    host, slash, path = rest.partition("/")
+    if not host:
+        return None
+    raw = scope.get("raw_path") or scope["path"].encode()
+    raw_rest = raw[len(ROUTE_PREFIX) + len(host.encode()):] or b"/"
+    headers = [(n, v) for n, v in scope["headers"] if n != b"host"]
+    headers.append((b"host", host.encode("latin-1")))
+    return {**scope, "path": slash + path or "/", "raw_path": raw_rest, "headers": headers}
 
 
 class Ingress:
@@ -111,22 +178,30 @@ class Ingress:
         body_limit: int,
         host_apps: dict[str, ASGIApp] | None = None,
         observer: RequestObserver | None = None,
+        tracer: SpanRecorder | None = None,
     ) -> None:
         self.routing = routing
         self.backends = backends
         self.body_limit = body_limit
         self.host_apps = host_apps if host_apps is not None else {}
         self.observer: RequestObserver = observer or _NullObserver()
+        self.tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
         if scope["type"] != "http":
-            if scope["type"] == "websocket":
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+            elif scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1003})
             return
-        host = _host_of(scope)
+        if scope["path"].startswith(ROUTE_PREFIX):
+            routed = _route_form(scope)
+            if routed is None:
+                await respond(send, 400, f"expected {ROUTE_PREFIX}{{host}}/path")
+                return
+            scope = routed
+        head = _parse_head(scope)
+        host = head.host
         app = self.host_apps.get(host)
         if app is not None:
             await app(scope, receive, send)
@@ -141,12 +216,24 @@ class Ingress:
             await respond(send, 503, f"revision {key[1]} is not running")
             return
         started = time.monotonic()
-        status = await self._proxy(scope, receive, send, host, key, *backend)
+        tracer = self.tracer
+        if tracer is None:
+            status = await self._proxy(receive, send, head, key, *backend)
+        else:
+            # Start or continue the trace: the instance sees this hop as its parent.
+            ctx, parent = start_or_continue(head.traceparent)
+            head.parts += (b"traceparent: ", ctx.header().encode(), b"\r\n")
+            start_ns = tracer.now_ns()
+            status = await self._proxy(receive, send, head, key, *backend)
+            tracer.record_span(ctx.trace_id, ctx.span_id, parent, "ingress", "wisp", start_ns, tracer.now_ns(),
+                               {"wisp.namespace": key[0], "wisp.revision": key[1], "http.host": host,
+                                "http.status_code": status, "http.method": scope["method"]},
+                               error=f"HTTP {status}" if status >= 500 else None)
         self.observer.request_done(key, status, time.monotonic() - started)
 
     async def _proxy(
-        self, scope: Scope, receive: Receive, send: Send, host: str, key: RevisionKey,
-        throttler: Throttler, timeouts: Timeouts,
+        self, receive: Receive, send: Send, head: _Head, key: RevisionKey, throttler: Throttler,
+        timeouts: Timeouts,
     ) -> int:
         try:
             body = await read_body(receive, self.body_limit)
@@ -155,55 +242,65 @@ class Ingress:
             return 413
         except ConnectionResetError:
             return 499
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeouts.total if timeouts.total else None
-
-        def remaining() -> float | None:
-            return None if deadline is None else max(0.0, deadline - loop.time())
-
-        try:
-            slot = await throttler.acquire(remaining())
-        except QueueFull as exc:
-            await respond(send, 503, f"revision {key[1]} is overloaded: {exc}")
-            return 503
-        except NoCapacity:
-            await respond(send, 504, f"no instance of revision {key[1]} became available within the timeout")
-            return 504
-        try:
-            target = scope.get("raw_path") or scope["path"].encode()
-            if scope.get("query_string"):
-                target += b"?" + scope["query_string"]
-            headers = [(n, v) for n, v in scope["headers"] if n not in _REPLACED]
-            head = build_request_head(scope["method"], target, headers, len(body), _forwarded_headers(scope, host))
-            start_limit = remaining()
-            if timeouts.response_start:
-                start_limit = min(start_limit or timeouts.response_start, timeouts.response_start)
+        # time.monotonic(), not loop.time(): asyncio.get_running_loop() costs a getpid() system call.
+        deadline = time.monotonic() + timeouts.total if timeouts.total else None
+        slot = throttler.try_acquire()
+        if slot is None:
             try:
-                response = await slot.pool.request(head, body, start_limit)
-            except UpstreamTimeout:
-                await respond(send, 504, f"revision {key[1]} did not answer within the timeout")
+                slot = await throttler.acquire(_remaining(deadline))
+            except QueueFull as exc:
+                await respond(send, 503, f"revision {key[1]} is overloaded: {exc}")
+                return 503
+            except NoCapacity:
+                await respond(send, 504, f"no instance of revision {key[1]} became available within the timeout")
                 return 504
-            except UpstreamError as exc:
-                await respond(send, 502, f"instance of revision {key[1]} failed: {exc}")
-                return 502
-            await send({"type": "http.response.start", "status": response.status,
-                        "headers": [(n, v) for n, v in response.headers
-                                    if n.lower() not in (b"connection", b"keep-alive", b"transfer-encoding")]})
-            try:
-                async for chunk in response.body(self._chunk_limit(timeouts, remaining())):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except UpstreamError:
-                # Headers are out; all that is left is to cut the response short.
-                raise ConnectionAbortedError(f"response from revision {key[1]} was cut short") from None
-            await send({"type": "http.response.body", "body": b""})
-            return response.status
+        try:
+            return await self._exchange(send, head, body, key, slot, timeouts, deadline)
         finally:
             throttler.release(slot)
 
     @staticmethod
-    def _chunk_limit(timeouts: Timeouts, remaining: float | None) -> float | None:
-        limits = [t for t in (timeouts.idle, remaining) if t]
-        return min(limits) if limits else None
+    async def _exchange(
+        send: Send, head: _Head, body: bytes, key: RevisionKey, slot: Slot, timeouts: Timeouts,
+        deadline: float | None,
+    ) -> int:
+        parts = head.parts
+        parts.append(b"content-length: %d\r\n\r\n" % len(body))
+        if body:
+            parts.append(body)
+        start_limit = _remaining(deadline)
+        if timeouts.response_start:
+            start_limit = min(start_limit or timeouts.response_start, timeouts.response_start)
+        try:
+            response = await slot.pool.request(b"".join(parts), start_limit)
+        except UpstreamTimeout:
+            await respond(send, 504, f"revision {key[1]} did not answer within the timeout")
+            return 504
+        except UpstreamError as exc:
+            await respond(send, 502, f"instance of revision {key[1]} failed: {exc}")
+            return 502
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": [(n, v) for n, v in response.headers if n.lower() not in _RESPONSE_HOP_BY_HOP]})
+        if response.complete:
+            await send({"type": "http.response.body", "body": response.take_complete()})
+            return response.status
+        try:
+            async for chunk in response.body(_chunk_limit(timeouts, _remaining(deadline))):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except UpstreamError:
+            # Headers are out; all that is left is to cut the response short.
+            raise ConnectionAbortedError(f"response from revision {key[1]} was cut short") from None
+        await send({"type": "http.response.body", "body": b""})
+        return response.status
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _chunk_limit(timeouts: Timeouts, remaining: float | None) -> float | None:
+    limits = [t for t in (timeouts.idle, remaining) if t]
+    return min(limits) if limits else None
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -87,10 +87,26 @@ class Throttler:
             slot.capacity = capacity
         self._dispatch()
 
+    def try_acquire(self) -> Slot | None:
+        """A slot on a ready instance with room, at once, or None (then call `acquire`, which queues).
+
+        The ingress's fast path: no coroutine and no future when capacity is free. A slot is handed out
+        only while nobody waits, so a newcomer never overtakes the queue."""
+        waiters = self._waiters
+        while waiters and waiters[0].done():  # given up (timed out or cancelled) but not yet dropped
+            waiters.popleft()
+        if waiters:
+            return None
+        slot = self._pick()
+        if slot is not None:
+            self.hooks.on_start()
+            self._take(slot)
+        return slot
+
     async def acquire(self, timeout: float | None) -> Slot:
         self.hooks.on_start()
         try:
-            slot = self._pick()
+            slot = self._pick() if not self._waiters else None
             if slot is not None:
                 self._take(slot)
                 return slot
@@ -98,23 +114,41 @@ class Throttler:
                 raise QueueFull(f"queue is full ({self.queue_depth} requests waiting)")
             if self.ready_count == 0:
                 self.hooks.on_cold()
-            waiter: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                return await asyncio.wait_for(asyncio.shield(waiter), timeout)
-            except TimeoutError:
-                if waiter.done() and not waiter.cancelled():
-                    self.release(waiter.result(), count=False)  # handed over just as we gave up
-                waiter.cancel()
-                raise NoCapacity("no instance became available in time") from None
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self.release(waiter.result(), count=False)
-                waiter.cancel()
-                raise
+            return await self._wait(timeout)
         except BaseException:
             self.hooks.on_finish()
             raise
+
+    async def _wait(self, timeout: float | None) -> Slot:
+        """Queue for a slot. The timeout is a timer that cancels the waiter, not `asyncio.wait_for`
+        (which would wrap the wait in a Task of its own)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Slot] = loop.create_future()
+        self._waiters.append(waiter)
+        self._dispatch()  # waiters that gave up may be all that stood in front of free capacity
+        if waiter.done():
+            return waiter.result()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            if not waiter.done():
+                expired = True
+                waiter.cancel()
+
+        timer = loop.call_later(timeout, expire) if timeout is not None else None
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(waiter.result(), count=False)  # handed over just as we were cancelled
+            waiter.cancel()
+            if expired:
+                raise NoCapacity("no instance became available in time") from None
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def release(self, slot: Slot, count: bool = True) -> None:
         slot.in_flight -= 1

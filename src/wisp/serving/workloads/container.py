@@ -8,6 +8,7 @@ import contextlib
 import os
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 from wisp.serving.workloads.probe import wait_ready
@@ -57,6 +58,22 @@ class ProcessInstance:
             os.killpg(self.pid, sig)
 
 
+# util-linux's setpriv sets the parent-death signal and execs the command: an instance must not outlive a
+# daemon killed with SIGKILL (it would keep its port). A C helper, so it adds ~1 ms, not an interpreter start.
+_SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
+
+
+def _orphan_guarded(argv: list[str], cwd: Path | None, env: dict[str, str]) -> list[str]:
+    if _SETPRIV is None:
+        return argv
+    # setpriv would report a missing command only in the log; keep the error the direct exec gives.
+    program = argv[0]
+    found = (Path(cwd or ".") / program).exists() if "/" in program else shutil.which(program, path=env["PATH"])
+    if not found:
+        raise FileNotFoundError(2, "No such file or directory", program)
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+
+
 async def _start_process(argv: list[str], name: str, port: int, log_path: Path, spec: WorkloadSpec,
                          cwd: Path | None) -> ProcessInstance:
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +83,7 @@ async def _start_process(argv: list[str], name: str, port: int, log_path: Path, 
     with log_path.open("ab") as log:
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log,
+                *_orphan_guarded(argv, cwd, env), cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True,
             )
         except OSError as e:
