@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -48,6 +49,20 @@ async def test_send_is_processed_and_stored_once(tmp_path: Path, kafka_bootstrap
             # The HomePage reads the same table: its stats agree.
             stats = await client.get(f"{wisp.ingress}/api/stats", params={"run": run}, headers={"Host": HOMEPAGE_HOST})
             assert stats.json()["processed"] == sent
+
+            # One message's trace, kept by the daemon: HomePage → Kafka → KafkaSource → processor → table.
+            async def traced() -> dict[str, Any] | None:
+                traces = await wisp.get(client, f"/traces?service={PROCESSOR}&limit=200")
+                for trace in traces["items"]:
+                    if {"sender", "receiver", "result"} <= {span["name"] for span in trace["spans"]}:
+                        return trace
+                return None
+
+            trace = await wait_until(traced, 30, "a trace with the sender, receiver and result spans")
+            spans = {span["name"]: span for span in trace["spans"]}
+            assert spans["sender"]["parentSpanId"] == spans["barrage-sender"]["spanId"]
+            assert "ingress" in spans  # wisp's own hop into the processor is in the same trace
+            assert spans["result"]["parentSpanId"] == spans["receiver"]["spanId"]
     finally:
         await table.stop()
         drop_table(cfg)
