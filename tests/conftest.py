@@ -6,6 +6,8 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
+import pytest
 import pytest_asyncio
 
 from wisp.eventing.local_kafka import LocalKafka, free_port
@@ -26,3 +28,29 @@ async def kafka_bootstrap() -> AsyncIterator[str]:
         yield kafka.bootstrap_servers
     finally:
         await kafka.stop()
+
+
+PG_USERS = ("postgres", "root")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A working PostgreSQL URL for db `test` (the user that exists here: postgres or root); a failure,
+    not a skip, when CI=true."""
+    errors = []
+    for user in PG_USERS:
+        url = f"postgresql://{user}@127.0.0.1:5432/test"
+        try:
+            with psycopg.connect(url, connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+            return url
+        except psycopg.Error as exc:
+            errors.append(f"{user}: {exc}")
+    message = "PostgreSQL at 127.0.0.1:5432 db test is not reachable: " + "; ".join(errors)
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)

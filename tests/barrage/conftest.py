@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import sys
 import uuid
@@ -22,12 +21,6 @@ if str(BARRAGE_DIR) not in sys.path:
     sys.path.insert(0, str(BARRAGE_DIR))
 
 from barrage_table import ResultTable, open_table  # noqa: E402
-
-PG_USERS = ("postgres", "root")
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @contextlib.asynccontextmanager
@@ -60,22 +53,6 @@ def unique_table_name() -> str:
     return f"barrage_t_{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> str:
-    """A working PostgreSQL URL for db `test` (the user that exists here: postgres or root)."""
-    errors = []
-    for user in PG_USERS:
-        url = f"postgresql://{user}@127.0.0.1:5432/test"
-        try:
-            with psycopg.connect(url, connect_timeout=5) as conn:
-                conn.execute("SELECT 1")
-            return url
-        except psycopg.Error as exc:
-            errors.append(f"{user}: {exc}")
-    message = "PostgreSQL at 127.0.0.1:5432 db test is not reachable: " + "; ".join(errors)
-    if in_ci():
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def drop_pg_table(url: str, name: str) -> None:

@@ -21,7 +21,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from .conftest import in_ci, serve
+from tests.conftest import in_ci
+
+from .conftest import serve
 
 XSS = "<img src=x onerror=alert(1)>"
 

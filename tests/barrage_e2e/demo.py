@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import sys
 import time
 import uuid
@@ -24,7 +22,8 @@ import httpx
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from wisp.eventing.local_kafka import ensure_topics, free_port
+from tests.wisp_process import WispProcess
+from wisp.eventing.local_kafka import ensure_topics
 
 REPO = Path(__file__).resolve().parents[2]
 BARRAGE_DIR = REPO / "examples" / "barrage"
@@ -111,70 +110,12 @@ def write_manifests(directory: Path, cfg: DemoConfig) -> Path:
     return directory
 
 
-class Wisp:
-    """`wisp up` as a subprocess on free ports; its output goes to `log`."""
-
-    def __init__(self, manifests: Path, state_dir: Path, kafka: str, log: Path) -> None:
-        self.manifests = manifests
-        self.state_dir = state_dir
-        self.kafka = kafka
-        self.log = log
-        self.port = free_port()
-        self.api_port = free_port()
-        self.process: asyncio.subprocess.Process | None = None
-        self._pump: asyncio.Task[None] | None = None
-
-    @property
-    def ingress(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+class Wisp(WispProcess):
+    """The demo's `wisp up`, with its page and control API at hand."""
 
     @property
     def page_url(self) -> str:
         return f"http://{HOMEPAGE_HOST}:{self.port}/"
-
-    async def start(self, timeout: float = 90.0) -> None:
-        """Returns when the daemon prints that it serves (after every Service is Ready or failed)."""
-        self.process = await asyncio.create_subprocess_exec(
-            str(WISP), "up", str(self.manifests), "--port", str(self.port), "--api-port", str(self.api_port),
-            "--state-dir", str(self.state_dir), "--kafka", self.kafka,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        serving = asyncio.Event()
-        self._pump = asyncio.create_task(self._copy_output(serving))
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.wait({asyncio.ensure_future(serving.wait()), self._pump},
-                                   return_when=asyncio.FIRST_COMPLETED)
-        except TimeoutError:
-            raise AssertionError(f"wisp up did not start in {timeout} s; see {self.log}") from None
-        if not serving.is_set():
-            raise AssertionError(f"wisp up exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-
-    async def _copy_output(self, serving: asyncio.Event) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        with self.log.open("ab") as out:
-            async for line in self.process.stdout:
-                out.write(line)
-                out.flush()
-                if line.startswith(b"wisp is serving on"):
-                    serving.set()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 60)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        if self._pump is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pump, 10)
 
     # -- control API -----------------------------------------------------------------------------
     async def pods(self, client: httpx.AsyncClient, service: str = PROCESSOR) -> list[dict[str, Any]]:

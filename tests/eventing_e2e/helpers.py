@@ -4,10 +4,8 @@ function code, and a `wisp up` daemon run as a real subprocess (for kill -9)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import signal
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
@@ -17,7 +15,6 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from wisp.eventing.local_kafka import ensure_topics
-from wisp.serving.revision_runner import free_port
 from wisp.types import Resource
 
 WISP = Path(sys.executable).parent / "wisp"
@@ -152,79 +149,3 @@ async def wait_gone(pids: Iterable[int], timeout: float) -> set[int]:
             loop.remove_reader(fd)
             os.close(fd)
 
-
-class DaemonProcess:
-    """`wisp up FILE` as a subprocess on fixed free ports, so a restart reuses the same ports and state dir."""
-
-    def __init__(self, manifest: Path, state_dir: Path, kafka: str, log_path: Path) -> None:
-        self.manifest = manifest
-        self.state_dir = state_dir
-        self.kafka = kafka
-        self.log_path = log_path
-        self.port = free_port()
-        self.api_port = free_port()
-        self.proc: asyncio.subprocess.Process | None = None
-        self._drain: asyncio.Task[None] | None = None
-
-    @property
-    def ingress(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
-
-    async def start(self, timeout: float = 90.0) -> None:
-        """Start and return once it printed that it serves (every Service in the manifest is Ready)."""
-        log = self.log_path.open("ab")
-        try:
-            self.proc = await asyncio.create_subprocess_exec(
-                str(WISP), "up", str(self.manifest), "--port", str(self.port), "--api-port", str(self.api_port),
-                "--state-dir", str(self.state_dir), "--kafka", self.kafka,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log,
-            )
-        finally:
-            log.close()
-        assert self.proc.stdout is not None
-        seen: list[str] = []
-        async with asyncio.timeout(timeout):
-            while True:
-                line = (await self.proc.stdout.readline()).decode()
-                if not line:
-                    raise AssertionError(f"wisp up exited ({await self.proc.wait()}): {seen}; "
-                                         f"log: {self.log_path.read_text()[-3000:]}")
-                seen.append(line.rstrip())
-                if line.startswith("wisp is serving"):
-                    break
-        self._drain = asyncio.create_task(self._drain_stdout())
-
-    async def _drain_stdout(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        while await self.proc.stdout.readline():
-            pass
-
-    async def kill(self) -> None:
-        """SIGKILL: no drain, no commit, nothing flushed."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-        await self._finish()
-
-    async def stop(self, timeout: float = 60.0) -> int:
-        if self.proc is None or self.proc.returncode is not None:
-            await self._finish()
-            return 0 if self.proc is None else self.proc.returncode or 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
-            self.proc.kill()
-            code = await self.proc.wait()
-        await self._finish()
-        return code
-
-    async def _finish(self) -> None:
-        if self._drain is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._drain, 5)
-            self._drain = None

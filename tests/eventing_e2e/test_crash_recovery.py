@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from tests.serving.harness import service, write_function
+from tests.wisp_process import WispProcess
 from wisp.control.sinks import BROKER_INGRESS_HOST
 from wisp.eventing.cloudevents import CloudEvent
 
 from .helpers import (
-    DaemonProcess,
     broker,
     kafka_source,
     new_topic,
@@ -65,7 +65,7 @@ async def test_kafka_source_survives_kill_9(kafka_bootstrap: str, tmp_path: Path
     await produce(kafka_bootstrap, topic, ({"value": b'{"n": %d}' % i, "key": b"%d" % (i % 97)}
                                            for i in range(RECORDS)))
 
-    daemon = DaemonProcess(manifest, tmp_path / "state", kafka_bootstrap, tmp_path / "daemon.log")
+    daemon = WispProcess(manifest, tmp_path / "state", kafka_bootstrap, tmp_path / "daemon.log")
     await daemon.start()
     try:
         functions = processes_in(keeper_dir)
@@ -102,7 +102,7 @@ async def test_broker_log_keeps_every_accepted_event_across_kill_9(kafka_bootstr
     await subscriber.start()
     manifest = tmp_path / "broker.yaml"
     manifest.write_text(to_yaml_stream([broker(), trigger("all", {"uri": subscriber.url})]))
-    daemon = DaemonProcess(manifest, tmp_path / "state", kafka_bootstrap, tmp_path / "daemon.log")
+    daemon = WispProcess(manifest, tmp_path / "state", kafka_bootstrap, tmp_path / "daemon.log")
     accepted: set[str] = set()
     enough = asyncio.Event()
     try:

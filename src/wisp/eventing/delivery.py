@@ -31,6 +31,8 @@ from wisp.eventing.cloudevents import (
     make_event,
     parse_event,
 )
+from wisp.eventing.http_post import HttpPoster
+from wisp.serving.upstream import UpstreamError, UpstreamTimeout
 from wisp.types import Clock
 
 __all__ = [
@@ -302,6 +304,7 @@ class Deliverer:
         self._max_connections = max_connections
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        self._http = HttpPoster()
 
     async def start(self) -> None:
         if self._session is not None:
@@ -314,6 +317,7 @@ class Deliverer:
         )
 
     async def stop(self) -> None:
+        self._http.close()
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -417,6 +421,8 @@ class Deliverer:
         timeout = aiohttp.ClientTimeout(total=spec.timeout if spec.timeout else DEFAULT_ATTEMPT_TIMEOUT)
         if self.local is not None and dest.host is not None:
             return await self._attempt_local(self.local, dest, headers, body, timeout.total)
+        if self._http.handles(dest.url):
+            return await self._attempt_http(dest, headers, body, timeout.total)
         try:
             # Without a datacontenttype, aiohttp must not invent `application/octet-stream` for the body.
             skip = () if any(k.lower() == "content-type" for k in headers) else ("Content-Type",)
@@ -431,6 +437,18 @@ class Deliverer:
             return _Attempt(None, b"", f"timed out after {timeout.total}s", True, None, None)
         except (aiohttp.ClientError, OSError) as exc:
             return _Attempt(None, b"", f"connection error: {exc!r}", True, None, None)
+
+    async def _attempt_http(self, dest: Destination, headers: Mapping[str, str], body: bytes,
+                            timeout: float | None) -> _Attempt:
+        try:
+            reply = await self._http.post(dest.url, headers, body, timeout)
+        except UpstreamTimeout:
+            return _Attempt(None, b"", f"timed out after {timeout}s", True, None, None)
+        except UpstreamError as exc:
+            return _Attempt(None, b"", f"connection error: {exc}", True, None, None)
+        except ValueError as exc:  # a malformed URL (bad port, ...)
+            return _Attempt(None, b"", f"invalid sink URL {dest.url}: {exc}", False, None, None)
+        return self._answered(reply.status, reply.headers, reply.body)
 
     async def _attempt_local(
         self, local: LocalTransport, dest: Destination, headers: Mapping[str, str], body: bytes,
