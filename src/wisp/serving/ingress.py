@@ -217,18 +217,21 @@ class Ingress:
             return
         started = time.monotonic()
         tracer = self.tracer
-        if tracer is None:
+        if head.traceparent is None:
+            # No trace to continue: the instance's own SDK starts one. Stamping a new traceparent here was
+            # measured to cost the peak request path ~10 % (bench/dataplane.py) for no more information.
             status = await self._proxy(receive, send, head, key, *backend)
         else:
-            # Start or continue the trace: the instance sees this hop as its parent.
+            # Continue the trace: the instance sees this hop as its parent.
             ctx, parent = start_or_continue(head.traceparent)
             head.parts += (b"traceparent: ", ctx.header().encode(), b"\r\n")
-            start_ns = tracer.now_ns()
+            start_ns = tracer.now_ns() if tracer is not None else 0
             status = await self._proxy(receive, send, head, key, *backend)
-            tracer.record_span(ctx.trace_id, ctx.span_id, parent, "ingress", "wisp", start_ns, tracer.now_ns(),
-                               {"wisp.namespace": key[0], "wisp.revision": key[1], "http.host": host,
-                                "http.status_code": status, "http.method": scope["method"]},
-                               error=f"HTTP {status}" if status >= 500 else None)
+            if tracer is not None and ctx.sampled:
+                tracer.record_span(ctx.trace_id, ctx.span_id, parent, "ingress", "wisp", start_ns, tracer.now_ns(),
+                                   {"wisp.namespace": key[0], "wisp.revision": key[1], "http.host": host,
+                                    "http.status_code": status, "http.method": scope["method"]},
+                                   error=f"HTTP {status}" if status >= 500 else None)
         self.observer.request_done(key, status, time.monotonic() - started)
 
     async def _proxy(
