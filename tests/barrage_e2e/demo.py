@@ -49,6 +49,7 @@ class DemoConfig:
     send_rate: float | None = None  # the HomePage's SEND_RATE (messages/s per sender)
     ordering: str | None = None  # the KafkaSource's spec.ordering
     grace_period: str | None = None  # config-autoscaler scale-to-zero-grace-period
+    container_concurrency: int | None = None  # the processor's containerConcurrency
     # The seed says `latest`, but wisp's KafkaSource resolves `latest` only when its consumer group first gets
     # its partitions (~5 s after apply, after `wisp up` reports ready): a Send in between would be skipped.
     # The topic is new per test, so `earliest` means exactly "everything produced since the source exists".
@@ -86,6 +87,8 @@ def demo_resources(cfg: DemoConfig) -> dict[str, dict[str, Any]]:
                         _set_env(container, "SEND_RATE", str(cfg.send_rate))
             if doc["metadata"]["name"] == PROCESSOR and cfg.window is not None:
                 template["metadata"]["annotations"][SCALE_ANNOTATION_WINDOW] = cfg.window
+            if doc["metadata"]["name"] == PROCESSOR and cfg.container_concurrency is not None:
+                template["spec"]["containerConcurrency"] = cfg.container_concurrency
         elif kind == "KafkaSource":
             doc["spec"]["bootstrapServers"] = cfg.kafka
             doc["spec"]["topics"] = cfg.topic

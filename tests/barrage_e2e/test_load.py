@@ -32,8 +32,10 @@ async def watch_scale(wisp: Wisp, client: httpx.AsyncClient, seen: list[int], st
 
 async def test_load_is_stored_exactly_once_and_scales(tmp_path: Path, kafka_bootstrap: str, sqlite_url: str,
                                                       client: httpx.AsyncClient) -> None:
+    # One processor instance keeps up with this load at the demo's containerConcurrency (50, a target of 35
+    # in flight); a target of 2.8 makes the same load need several instances, so scaling out is exercised.
     cfg = DemoConfig(kafka=kafka_bootstrap, table_url=sqlite_url, window="6s", grace_period="1s",
-                     ordering="unordered")
+                     ordering="unordered", container_concurrency=4)
     table = open_table(cfg.table_url, cfg.table_name)
     async with running_demo(tmp_path, cfg) as wisp:
         assert await wisp.ready_pods(client) == MIN_SCALE
