@@ -189,9 +189,8 @@ class Ingress:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            if scope["type"] == "lifespan":
-                await _lifespan(receive, send)
-            elif scope["type"] == "websocket":
+            # The daemon runs the ingress with lifespan off; websockets are not proxied.
+            if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1003})
             return
         if scope["path"].startswith(ROUTE_PREFIX):
@@ -305,12 +304,3 @@ def _chunk_limit(timeouts: Timeouts, remaining: float | None) -> float | None:
     limits = [t for t in (timeouts.idle, remaining) if t]
     return min(limits) if limits else None
 
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
