@@ -97,6 +97,7 @@ class ServingReconciler:
             await self.dataplane.remove((namespace, name))
         elif kind is k.ROUTE:
             self.routing.set_hosts(("Route", namespace, name), {})
+            self.routing.clear_unavailable(("Route", namespace, name))
         elif kind is k.DOMAIN_MAPPING:
             self.routing.set_aliases(("DomainMapping", namespace, name), {})
 
@@ -218,13 +219,20 @@ class ServingReconciler:
         targets, assigned = b.resolve_traffic(route, configurations, revisions)
         status: dict[str, Any] = {"observedGeneration": meta["generation"]}
         local = meta.get("labels", {}).get(b.VISIBILITY_LABEL) == "cluster-local"
+        owner = ("Route", namespace, name)
         if assigned.status == "True":
-            self.routing.set_hosts(("Route", namespace, name), self._hosts(route, targets, local))
+            self.routing.set_hosts(owner, self._hosts(route, targets, local))
+            self.routing.clear_unavailable(owner)
             status["traffic"] = b.route_status_traffic(route, targets, self.network)
         else:
             previous = route.get("status", {}).get("traffic")
             if previous:  # keep serving what was assigned before, as Knative does
                 status["traffic"] = previous
+            else:  # its hosts answer 503 with the reason rather than "no such host"
+                hosts = [b.cluster_local_host(name, namespace), f"{name}.{namespace}.svc"]
+                if not local:
+                    hosts.append(self.network.host(name, namespace))
+                self.routing.set_unavailable(owner, hosts, assigned.message or assigned.reason)
         status["url"] = b.route_url(route, self.network)
         status["address"] = {"url": f"http://{b.cluster_local_host(name, namespace)}"}
         conditions = [assigned, Condition.true("IngressReady"),

@@ -207,6 +207,10 @@ class Ingress:
             return
         key = self.routing.route(host)
         if key is None:
+            reason = self.routing.unavailable_reason(host)
+            if reason is not None:
+                await respond(send, 503, f"{host} is not ready: {reason}")
+                return
             known = ", ".join(self.routing.public_hosts()) or "none yet"
             await respond(send, 404, f"no service answers to host {host!r}; hosts: {known}")
             return

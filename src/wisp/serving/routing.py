@@ -40,7 +40,22 @@ class RoutingTable:
         self._hosts: dict[str, RouteEntry] = {}
         self._aliases: dict[str, str] = {}
         self._alias_owner: dict[str, tuple[str, str, str]] = {}
+        self._unavailable: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {}
         self._rng = rng or random.Random()
+
+    def set_unavailable(self, owner: tuple[str, str, str], hosts: Iterable[str], reason: str) -> None:
+        """Hosts that exist but cannot be served yet (their route has no ready revision), and why."""
+        self._unavailable[owner] = (frozenset(hosts), reason)
+
+    def clear_unavailable(self, owner: tuple[str, str, str]) -> None:
+        self._unavailable.pop(owner, None)
+
+    def unavailable_reason(self, host: str) -> str | None:
+        target = self._aliases.get(host, host)
+        for hosts, reason in self._unavailable.values():
+            if host in hosts or target in hosts:
+                return reason
+        return None
 
     def set_hosts(self, owner: tuple[str, str, str], hosts: dict[str, RouteEntry]) -> None:
         """Replace every host one owner (kind, namespace, name) publishes."""
