@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,28 @@ async def test_trigger_filter_and_reply_chain(tmp_path: Path) -> None:
     finally:
         await greeter.stop()
         await audit.stop()
+
+
+async def test_trigger_deliveries_are_counted_in_metrics(tmp_path: Path) -> None:
+    # Metrics cover every dispatcher, not only KafkaSources.
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(
+            {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": "default"}},
+            {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "nowhere"},
+             "spec": {"broker": "default", "subscriber": {"uri": "http://127.0.0.1:9/"}}},
+        )
+        await h.ready("nowhere", kind=k.TRIGGER)
+        reply = await h.client.post(
+            f"{h.ingress}/default/default", content=b"{}",
+            headers={"Host": BROKER_INGRESS_HOST, "ce-id": "m1", "ce-source": "test", "ce-type": "t",
+                     "ce-specversion": "1.0", "content-type": "application/json"})
+        assert reply.status_code == 202
+
+        async def counted() -> bool:
+            text = (await h.client.get(f"{h.api}/metrics")).text
+            return 'wisp_events_dropped_total{name="nowhere",namespace="default",source_kind="Trigger"} 1.0' in text
+
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await counted():  # the metric is read from the dispatcher; no event signals it
+            assert asyncio.get_running_loop().time() < deadline, (await h.client.get(f"{h.api}/metrics")).text
+            await asyncio.sleep(0.2)

@@ -35,7 +35,7 @@ from wisp.eventing.broker import (
 )
 from wisp.eventing.broker_log import BrokerLog, CursorKey
 from wisp.eventing.cloudevents import CloudEvent
-from wisp.eventing.delivery import Deliverer, DeliverySpec, Destination, kafka_source_delivery
+from wisp.eventing.delivery import Deliverer, DeliveryCounters, DeliverySpec, Destination, kafka_source_delivery
 from wisp.eventing.filters import FilterError
 from wisp.eventing.kafka_source import KafkaAuth, KafkaSourceDispatcher, KafkaSourceSpec
 from wisp.eventing.local_kafka import ensure_topics
@@ -117,6 +117,7 @@ class EventingReconciler:
         self._producer: AIOKafkaProducer | None = None
         self._running: dict[tuple[Kind, str, str], _Running] = {}
         self._source_status: dict[tuple[str, str], tuple[bool, str, str]] = {}
+        self._ping_counters: dict[tuple[str, str], DeliveryCounters] = {}
         self._refresh: asyncio.Task[None] | None = None
         self.enqueue: Any = lambda kind, ns, name: None  # set by the daemon once the controller exists
 
@@ -143,10 +144,17 @@ class EventingReconciler:
         """Delivery counters of every running KafkaSource, for /metrics."""
         states = []
         for (kind, namespace, name), running in list(self._running.items()):
-            if isinstance(running.piece, KafkaSourceDispatcher):
-                c = running.piece.stats()
-                states.append(SourceState(kind.kind, namespace, name, c.delivered, c.retried, c.dead_lettered,
-                                          c.dropped, c.lag))
+            piece = running.piece
+            lag: int | None = None
+            if isinstance(piece, KafkaSourceDispatcher):
+                counters: DeliveryCounters = piece.stats()
+                lag = piece.stats().lag
+            elif isinstance(piece, LogTriggerDispatcher | KafkaTriggerDispatcher):
+                counters = piece.handler.counters
+            else:
+                counters = self._ping_counters.setdefault((namespace, name), DeliveryCounters())
+            states.append(SourceState(kind.kind, namespace, name, counters.delivered, counters.retried,
+                                      counters.dead_lettered, counters.dropped, lag))
         return states
 
     def ingress_app(self, max_body_bytes: int) -> Any:
@@ -174,6 +182,8 @@ class EventingReconciler:
             await self.broker_log.drop_cursor(CursorKey(namespace, broker, name))
         elif kind is k.KAFKA_SOURCE:
             self._source_status.pop((namespace, name), None)
+        elif kind is k.PING_SOURCE:
+            self._ping_counters.pop((namespace, name), None)
 
     def dependents(self, event: StoreEvent) -> Iterable[Key]:
         kind, namespace, _ = event.key
@@ -349,8 +359,11 @@ class EventingReconciler:
         if running is None or running.spec != wanted:
             await self._stop_piece(key)
 
+            counters = self._ping_counters.setdefault((namespace, name), DeliveryCounters())
+
             async def emit(event: CloudEvent) -> None:
                 result = await self.deliverer.deliver(event, destination, delivery)
+                counters.record(result)
                 if result.outcome != "delivered":
                     log.warning("pingsource %s/%s: event %s: %s", namespace, name, result.outcome, result.reason)
 

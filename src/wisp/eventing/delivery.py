@@ -232,6 +232,25 @@ class DeliveryResult:
         return max(0, self.attempts - 1)
 
 
+@dataclass
+class DeliveryCounters:
+    """What a dispatcher's deliveries came to, cumulative (status and /metrics)."""
+
+    delivered: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    dropped: int = 0
+
+    def record(self, result: DeliveryResult) -> None:
+        self.retried += result.retries
+        if result.outcome == "delivered":
+            self.delivered += 1
+        elif result.outcome == "dead-lettered":
+            self.dead_lettered += 1
+        else:
+            self.dropped += 1
+
+
 @dataclass(frozen=True)
 class _Attempt:
     status: int | None  # None: no HTTP answer (connection error, timeout)

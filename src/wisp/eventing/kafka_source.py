@@ -25,7 +25,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.helpers import create_ssl_context
 
 from wisp.eventing.cloudevents import CloudEvent, validate_attribute_name
-from wisp.eventing.delivery import Deliverer, DeliveryResult, DeliverySpec, Destination
+from wisp.eventing.delivery import Deliverer, DeliveryCounters, DeliveryResult, DeliverySpec, Destination
 from wisp.eventing.kafka_record import KafkaRecord, record_to_event
 from wisp.eventing.offsets import PartitionOffsets
 from wisp.types import Clock
@@ -98,11 +98,7 @@ class KafkaSourceSpec:
 
 
 @dataclass
-class KafkaSourceCounters:
-    delivered: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    dropped: int = 0
+class KafkaSourceCounters(DeliveryCounters):
     lag: int = 0
 
 
@@ -493,13 +489,8 @@ class KafkaSourceDispatcher:
             log.exception("kafkasource %s: delivery of %s failed unexpectedly; dropping", self.key, event["id"])
             self.counters.dropped += 1
             return
-        self.counters.retried += result.retries
-        if result.outcome == "delivered":
-            self.counters.delivered += 1
-        elif result.outcome == "dead-lettered":
-            self.counters.dead_lettered += 1
-        else:
-            self.counters.dropped += 1
+        self.counters.record(result)
+        if result.outcome == "dropped":
             log.warning(
                 "kafkasource %s: dropped %s after %d attempt(s): %s",
                 self.key,

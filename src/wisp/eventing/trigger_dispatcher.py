@@ -28,7 +28,7 @@ from aiokafka.structs import OffsetAndMetadata
 from wisp.eventing.broker import DEFAULT_TTL, BrokerRegistry, event_from_record, get_ttl, with_ttl
 from wisp.eventing.broker_log import BrokerLog, CursorKey
 from wisp.eventing.cloudevents import CloudEvent, CloudEventError
-from wisp.eventing.delivery import Deliverer, DeliveryResult, DeliverySpec, Destination
+from wisp.eventing.delivery import Deliverer, DeliveryCounters, DeliveryResult, DeliverySpec, Destination
 from wisp.eventing.filters import Predicate, compile_filter
 from wisp.types import Resource
 
@@ -130,6 +130,7 @@ class TriggerHandler:
 
     def __init__(self, config: TriggerConfig, deliverer: Deliverer, brokers: BrokerRegistry) -> None:
         self.config = config
+        self.counters = DeliveryCounters()
         self._deliverer = deliverer
         self._brokers = brokers
 
@@ -148,6 +149,7 @@ class TriggerHandler:
         result = await self._deliverer.deliver(
             with_ttl(event, None), cfg.subscriber, cfg.delivery, cfg.dead_letter
         )
+        self.counters.record(result)
         if result.reply is not None:
             await self._route_reply(result.reply, ttl - 1, event)
         return result
