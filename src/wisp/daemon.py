@@ -158,7 +158,7 @@ class Daemon:
         await self.dataplane.start()
         self.kafka = KafkaCluster(opts.kafka, opts.state_dir / "kafka.log")
         self.eventing = EventingReconciler(self.store, SinkResolver(self.store, network), self.kafka,
-                                           opts.state_dir, self.clock)
+                                           opts.state_dir, self.clock, tracer=self.obs.tracer)
         await self.eventing.start()
         serving = ServingReconciler(self.store, self.dataplane, self.routing, network, self.clock,
                                     extra_env=self._instance_env)

@@ -47,6 +47,7 @@ from wisp.eventing.trigger_dispatcher import (
     trigger_config,
 )
 from wisp.observability.metrics import SourceState
+from wisp.observability.recorder import SpanRecorder
 from wisp.store import Store, StoreEvent
 from wisp.types import Clock, Resource
 
@@ -106,8 +107,10 @@ def _split(value: Any) -> tuple[str, ...]:
 class EventingReconciler:
     kinds = (k.KAFKA_SOURCE, k.BROKER, k.TRIGGER, k.PING_SOURCE, k.SINK_BINDING)
 
-    def __init__(self, store: Store, sinks: SinkResolver, kafka: KafkaCluster, state_dir: Path, clock: Clock) -> None:
+    def __init__(self, store: Store, sinks: SinkResolver, kafka: KafkaCluster, state_dir: Path, clock: Clock,
+                 tracer: SpanRecorder | None = None) -> None:
         self.store = store
+        self.tracer = tracer
         self.sinks = sinks
         self.kafka = kafka
         self.clock = clock
@@ -231,7 +234,7 @@ class EventingReconciler:
                 await ensure_topics(bootstrap, source_spec.topics, partitions=LOCAL_PARTITIONS)
             dispatcher = KafkaSourceDispatcher(
                 source_spec, self.deliverer, lambda sink: self.sinks.destination(sink, namespace),
-                on_status=partial(self._on_source_status, namespace, name),
+                on_status=partial(self._on_source_status, namespace, name), tracer=self.tracer,
             )
             await dispatcher.start()
             self._running[key] = _Running(source_spec, dispatcher)

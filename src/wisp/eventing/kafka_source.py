@@ -28,6 +28,8 @@ from wisp.eventing.cloudevents import CloudEvent, validate_attribute_name
 from wisp.eventing.delivery import Deliverer, DeliveryCounters, DeliveryResult, DeliverySpec, Destination
 from wisp.eventing.kafka_record import KafkaRecord, record_to_event
 from wisp.eventing.offsets import PartitionOffsets
+from wisp.observability.recorder import SpanRecorder
+from wisp.observability.traceparent import child_of, parse_traceparent
 from wisp.types import Clock
 
 __all__ = [
@@ -272,8 +274,10 @@ class KafkaSourceDispatcher:
         reconnect_backoff: tuple[float, float] = (0.5, 30.0),
         revoke_grace: float = 5.0,
         fetch_max_records: int = 500,
+        tracer: SpanRecorder | None = None,
     ) -> None:
         self.spec = spec
+        self._tracer = tracer
         self.counters = KafkaSourceCounters()
         self.revoke_grace = revoke_grace
         self._deliverer = deliverer
@@ -481,6 +485,12 @@ class KafkaSourceDispatcher:
         if targets is None:
             raise asyncio.CancelledError  # stopping: leave the offset unsettled so it is redelivered
         sink, dead_letter = targets
+        # Continue the producer's trace with this hop, so the sink's spans hang under the dispatch.
+        parent = parse_traceparent(event.get("traceparent")) if self._tracer is not None else None
+        hop = child_of(parent) if parent is not None and parent.sampled else None
+        if hop is not None:
+            event["traceparent"] = hop.header()
+        start_ns = self._tracer.now_ns() if hop is not None and self._tracer is not None else 0
         try:
             result: DeliveryResult = await self._deliverer.deliver(event, sink, self.spec.delivery, dead_letter)
         except asyncio.CancelledError:
@@ -490,6 +500,13 @@ class KafkaSourceDispatcher:
             self.counters.dropped += 1
             return
         self.counters.record(result)
+        if hop is not None and parent is not None and self._tracer is not None:
+            self._tracer.record_span(
+                hop.trace_id, hop.span_id, parent.span_id, "kafka-source", "wisp", start_ns, self._tracer.now_ns(),
+                {"wisp.source": self.key, "messaging.kafka.topic": record.topic,
+                 "messaging.kafka.partition": record.partition, "messaging.kafka.offset": record.offset,
+                 "wisp.outcome": result.outcome, "wisp.attempts": result.attempts},
+                kind="CONSUMER", error=None if result.outcome == "delivered" else result.reason or result.outcome)
         if result.outcome == "dropped":
             log.warning(
                 "kafkasource %s: dropped %s after %d attempt(s): %s",

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from wisp.observability.recorder import SpanRecorder
 from wisp.observability.traceparent import start_or_continue
 from wisp.serving.routing import RevisionKey, RoutingTable
 from wisp.serving.throttler import NoCapacity, QueueFull, Slot, Throttler
@@ -49,15 +50,6 @@ class _NullObserver:
     def request_done(self, key: RevisionKey, status: int, seconds: float) -> None:
         return None
 
-
-class SpanRecorder(Protocol):
-    """Where the ingress records its own hop of each trace."""
-
-    def now_ns(self) -> int: ...
-
-    def record_span(self, trace_id: str, span_id: str, parent_id: str | None, name: str, service: str,
-                    start_ns: int, end_ns: int, attributes: dict[str, Any] | None = None, *,
-                    kind: str = "SERVER", error: str | None = None) -> None: ...
 
 
 class BodyTooLarge(Exception):
