@@ -21,10 +21,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from wisp.api import kinds as k
 from wisp.api.errors import ManifestError
 from wisp.api.kinds import Kind
-from wisp.control.conditions import Condition, render, summarize
+from wisp.control.conditions import Condition
 from wisp.control.controller import Key, keys_of
 from wisp.control.kafka_cluster import KafkaCluster
 from wisp.control.sinks import BROKER_INGRESS_HOST, SinkResolver
+from wisp.control.status import write_status
 from wisp.eventing.broker import (
     Brokers,
     KafkaBroker,
@@ -405,12 +406,7 @@ class EventingReconciler:
 
     def _put_status(self, kind: Kind, resource: Resource, status: dict[str, Any],
                     conditions: list[Condition]) -> None:
-        if not any(c.type == "Ready" for c in conditions):
-            conditions = [*conditions, summarize("Ready", conditions)]
-        previous = resource.get("status", {}).get("conditions")
-        status["conditions"] = render(conditions, previous, self.clock())
-        meta = resource["metadata"]
-        self.store.put_status(kind, meta["namespace"], meta["name"], status)
+        write_status(self.store, kind, resource, status, conditions, self.clock())
 
 
 __all__ = ["BROKER_INGRESS_HOST", "EventingReconciler"]

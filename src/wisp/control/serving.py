@@ -11,8 +11,9 @@ from wisp.api import kinds as k
 from wisp.api.kinds import Kind
 from wisp.control import serving_builders as b
 from wisp.control.admission import CONFIG_AUTOSCALER, SYSTEM_NAMESPACE
-from wisp.control.conditions import Condition, render, summarize
+from wisp.control.conditions import Condition, is_ready
 from wisp.control.controller import Key, keys_of, owner_keys
+from wisp.control.status import write_status
 from wisp.control.workload_builder import SpecError, instance_env, workload_spec
 from wisp.serving.autoscaler import AutoscalerConfig, parse_config_autoscaler, resolve_scaling
 from wisp.serving.dataplane import DataPlane, RevisionSettings
@@ -115,7 +116,7 @@ class ServingReconciler:
             yield from keys_of(k.REVISION, self.store.list(k.REVISION))
         elif kind in (k.SECRET, k.CONFIG_MAP):
             # A revision waiting for a missing secret or config map may start now.
-            waiting = [r for r in self.store.list(k.REVISION, namespace) if not _is_true(r, "Ready")]
+            waiting = [r for r in self.store.list(k.REVISION, namespace) if not is_ready(r)]
             yield from keys_of(k.REVISION, waiting)
 
     # -- Service ---------------------------------------------------------------------------------
@@ -279,7 +280,7 @@ class ServingReconciler:
                                           f'spec.ref: Service "{ref.get("name", "")}" not found in {namespace}')]
         else:
             self.routing.set_aliases(owner, {host: b.cluster_local_host(ref["name"], namespace)})
-            route_ready = _is_true(target_route, "Ready")
+            route_ready = is_ready(target_route)
             conditions = [Condition.true("DomainClaimed"), Condition.true("ReferenceResolved"),
                           Condition.true("IngressReady") if route_ready else
                           Condition.unknown("IngressReady", "RouteNotReady", "the service is not ready yet")]
@@ -289,15 +290,5 @@ class ServingReconciler:
     # -- status ----------------------------------------------------------------------------------
     def _put_status(self, kind: Kind, resource: Resource, status: dict[str, Any], conditions: list[Condition],
                     extra: list[Condition] | None = None) -> None:
-        ready = next((c for c in conditions if c.type == "Ready"), None)
-        if ready is None:
-            conditions = [*conditions, summarize("Ready", conditions)]
-        previous = resource.get("status", {}).get("conditions")
-        status["conditions"] = render([*conditions, *(extra or [])], previous, self.clock())
-        meta = resource["metadata"]
-        self.store.put_status(kind, meta.get("namespace", ""), meta["name"], status)
+        write_status(self.store, kind, resource, status, conditions, self.clock(), extra)
 
-
-def _is_true(resource: Resource, type_: str) -> bool:
-    return any(c.get("type") == type_ and c.get("status") == "True"
-               for c in resource.get("status", {}).get("conditions", []))
