@@ -28,7 +28,6 @@ import json
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from wisp.net import free_port
 
 BIN = Path(sys.executable).parent
 FUNCTION_P50_TARGET_MS, FUNCTION_P99_TARGET_MS, CONTAINER_ADDED_TARGET_MS = 15.0, 50.0, 20.0
@@ -82,12 +83,6 @@ class Handler(BaseHTTPRequestHandler):
 
 HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(port: int, host: str, path: str = "/", timeout: float = 30.0) -> tuple[int, bytes]:

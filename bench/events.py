@@ -40,6 +40,8 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from wisp.net import free_port
+
 BIN = Path(sys.executable).parent
 THROUGHPUT_RATIO_TARGET = 0.7
 THROUGHPUT_TARGET = 2000.0
@@ -105,14 +107,6 @@ def serve_sink(port: int, delay_ms: float) -> None:
 
 
 # -- processes -----------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Proc:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from workload_helpers import CONTRACT_ENV, free_port, write_code
+from workload_helpers import CONTRACT_ENV, write_code
 
+from wisp.net import free_port
 from wisp.serving.workloads import Probe, Runtime, WorkloadError, WorkloadSpec
 from wisp.serving.workloads.container import find_engine
 

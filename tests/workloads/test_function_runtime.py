@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from workload_helpers import free_port, function_spec, write_code
+from workload_helpers import function_spec, write_code
 
+from wisp.net import free_port
 from wisp.serving.workloads import Runtime, WorkloadError, WorkloadSpec
 from wisp.serving.workloads.function import FunctionInstance, FunctionRuntime
 

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import textwrap
 from pathlib import Path
 
 from wisp.serving.workloads import WorkloadSpec
 
 CONTRACT_ENV = {"K_SERVICE": "hello", "K_CONFIGURATION": "hello", "K_REVISION": "hello-00001"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_code(directory: Path, files: dict[str, str]) -> Path:

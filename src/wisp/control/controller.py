@@ -45,8 +45,6 @@ class Controller:
         self._failures: dict[Key, int] = {}
         self._watch: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[StoreEvent] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._retry_handles: set[asyncio.TimerHandle] = set()
 
     async def start(self) -> None:
@@ -77,18 +75,11 @@ class Controller:
         if key in self._running:
             self._dirty.add(key)
             return
-        self._idle.clear()
         self._running[key] = asyncio.create_task(self._run(key), name=f"reconcile {kind.kind}/{name}")
 
     def enqueue_all(self, keys: Iterable[Key]) -> None:
         for kind, namespace, name in keys:
             self.enqueue(kind, namespace, name)
-
-    async def settled(self) -> None:
-        """Wait until no reconcile is running or queued (for start-up and tests)."""
-        while self._running or (self._events is not None and not self._events.empty()):
-            self._idle.clear()
-            await self._idle.wait()
 
     async def _watch_loop(self) -> None:
         assert self._events is not None
@@ -103,8 +94,6 @@ class Controller:
                     self.enqueue(kind, namespace, name)
             for r in self._reconcilers:
                 self.enqueue_all(r.dependents(event))
-            if not self._running and self._events.empty():
-                self._idle.set()
 
     async def _deleted(self, reconciler: Reconciler, kind: Kind, resource: Resource) -> None:
         try:
@@ -133,8 +122,6 @@ class Controller:
                     return
         finally:
             self._running.pop(key, None)
-            if not self._running and (self._events is None or self._events.empty()):
-                self._idle.set()
 
     def _retry_later(self, key: Key, delay: float) -> None:
         loop = asyncio.get_running_loop()

@@ -42,7 +42,7 @@ class HttpPoster:
         if not any(name == b"host" for name, _ in wire):
             wire.append((b"host", parts.netloc.encode("latin-1")))
         deadline = None if timeout is None else time.monotonic() + timeout
-        response = await pool.request(build_request_head("POST", target.encode("latin-1"), wire, len(body), [])
+        response = await pool.request(build_request_head("POST", target.encode("latin-1"), wire, len(body))
                                       + body, timeout)
         if response.complete:
             data = response.take_complete()

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import IO
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from wisp.net import free_port
+
 __all__ = ["LocalKafka", "LocalKafkaError", "ensure_topics", "free_port", "resolve_tansu_binary"]
 
 log = logging.getLogger(__name__)
@@ -26,13 +27,6 @@ log = logging.getLogger(__name__)
 
 class LocalKafkaError(RuntimeError):
     """The local broker could not be started."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (Tansu cannot report a port it chose itself)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def resolve_tansu_binary() -> str:

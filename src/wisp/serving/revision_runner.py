@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import socket
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wisp.net import free_port
 from wisp.serving.routing import RevisionKey
 from wisp.serving.throttler import Slot, Throttler
 from wisp.serving.upstream import UpstreamPool
@@ -26,12 +26,6 @@ _POD_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 READY_TIMEOUT = 60.0
 # Crash-loop backoff, as the kubelet does it: doubled per consecutive failure, capped.
 BACKOFF_START, BACKOFF_MAX = 0.2, 30.0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(eq=False)

@@ -293,16 +293,11 @@ HOP_BY_HOP = frozenset(
 )
 
 
-def build_request_head(
-    method: str, target: bytes, headers: list[tuple[bytes, bytes]], body_length: int,
-    extra: list[tuple[bytes, bytes]],
-) -> bytes:
+def build_request_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]], body_length: int) -> bytes:
     """The request line and headers sent to an instance: hop-by-hop headers dropped, length fixed."""
     parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
     for name, value in headers:
         if name.lower() not in HOP_BY_HOP:
             parts += [name, b": ", value, b"\r\n"]
-    for name, value in extra:
-        parts += [name, b": ", value, b"\r\n"]
     parts.append(b"content-length: %d\r\n\r\n" % body_length)
     return b"".join(parts)

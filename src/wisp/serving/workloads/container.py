@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from wisp.serving.workloads.probe import wait_ready
+from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import WorkloadError, WorkloadSpec
 
 ENGINES = ("podman", "docker")
@@ -41,13 +42,7 @@ class ProcessInstance:
 
     async def terminate(self, grace: float) -> None:
         """SIGTERM to the group (the process drains), then SIGKILL after `grace` seconds."""
-        if not self.exited.done():
-            self._signal_group(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(self.exited), grace)
-        except TimeoutError:
-            self.kill()
-            await self.exited
+        await terminate_then_kill(self._signal_group, self.exited, grace)
 
     def kill(self) -> None:
         if not self.exited.done():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wisp.serving.workloads.probe import wait_ready
+from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import WorkloadError, WorkloadSpec
 
 logger = logging.getLogger("wisp.workloads.function")
@@ -47,13 +48,7 @@ class FunctionInstance:
                          wake=self.listening)
 
     async def terminate(self, grace: float) -> None:
-        """SIGTERM (the instance drains in-flight requests), then SIGKILL after `grace` seconds."""
-        self._signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(self.exited), grace)
-        except TimeoutError:
-            self.kill()
-            await self.exited
+        await terminate_then_kill(self._signal, self.exited, grace)
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
