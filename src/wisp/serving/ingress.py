@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from wisp.observability.recorder import SpanRecorder
 from wisp.observability.traceparent import start_or_continue
 from wisp.serving.routing import RevisionKey, RoutingTable
-from wisp.serving.throttler import NoCapacity, QueueFull, Slot, Throttler
+from wisp.serving.throttler import NoCapacity, QueueFull, Slot, Throttler, Unavailable
 from wisp.serving.upstream import HOP_BY_HOP, UpstreamError, UpstreamTimeout
 
 Scope = MutableMapping[str, Any]
@@ -95,7 +95,10 @@ def _bare_host(value: bytes) -> str:
 _X_FORWARDED_FOR = b"x-forwarded-for"
 _FORWARDED = b"forwarded"
 _TRACEPARENT = b"traceparent"
-_NOT_COPIED = HOP_BY_HOP | {_X_FORWARDED_FOR, b"x-forwarded-proto", _FORWARDED, _TRACEPARENT}
+_CONTENT_LENGTH = b"content-length"
+# `Expect: 100-continue` is answered here (uvicorn sends the 100 when the body is first read) and the instance
+# gets the whole body at once: passed on, it would make the instance send a 100 of its own (RFC 9110 §10.1.1).
+_NOT_COPIED = HOP_BY_HOP | {_X_FORWARDED_FOR, b"x-forwarded-proto", _FORWARDED, _TRACEPARENT, b"expect"}
 # `http://127.0.0.1:8080/.wisp/route/{host}/path` reaches {host} without a Host header: K_SINK uses it, since
 # Python clients cannot resolve `*.localhost` or `*.svc.cluster.local` names.
 ROUTE_PREFIX = "/.wisp/route/"
@@ -109,6 +112,7 @@ class _Head:
     host: str
     parts: list[bytes]
     traceparent: bytes | None
+    content_length: bytes | None  # as the client declared it (the server has checked it is a number)
 
 
 def _parse_head(scope: Scope) -> _Head:
@@ -124,6 +128,7 @@ def _parse_head(scope: Scope) -> _Head:
     prior_xff: bytes | None = None
     prior_fwd: bytes | None = None
     traceparent: bytes | None = None
+    content_length: bytes | None = None
     for name, value in scope["headers"]:
         if name in _NOT_COPIED:
             if name == _X_FORWARDED_FOR:
@@ -132,6 +137,8 @@ def _parse_head(scope: Scope) -> _Head:
                 prior_fwd = value if prior_fwd is None else prior_fwd + b", " + value
             elif name == _TRACEPARENT:
                 traceparent = value
+            elif name == _CONTENT_LENGTH:
+                content_length = value
             continue
         if name == b"host" and not host:
             host = value
@@ -146,7 +153,7 @@ def _parse_head(scope: Scope) -> _Head:
         b"\r\nx-forwarded-proto: ", proto,
         b"\r\nforwarded: ", prior_fwd + b", " + forwarded if prior_fwd else forwarded, b"\r\n",
     )
-    return _Head(bare, parts, traceparent)
+    return _Head(bare, parts, traceparent, content_length)
 
 
 def _route_form(scope: Scope) -> Scope | None:
@@ -233,6 +240,12 @@ class Ingress:
         self, receive: Receive, send: Send, head: _Head, key: RevisionKey, throttler: Throttler,
         timeouts: Timeouts,
     ) -> int:
+        declared = head.content_length
+        # 20 digits are more than any limit (and int() refuses strings of thousands of digits).
+        if declared is not None and declared.isdigit() and (len(declared) > 19 or int(declared) > self.body_limit):
+            # Refused before reading: a client that sent `Expect: 100-continue` is spared the upload.
+            await respond(send, 413, f"request body is larger than the limit of {self.body_limit} bytes")
+            return 413
         try:
             body = await read_body(receive, self.body_limit)
         except BodyTooLarge as exc:
@@ -248,6 +261,9 @@ class Ingress:
                 slot = await throttler.acquire(_remaining(deadline))
             except QueueFull as exc:
                 await respond(send, 503, f"revision {key[1]} is overloaded: {exc}")
+                return 503
+            except Unavailable as exc:
+                await respond(send, 503, f"revision {key[1]} is unavailable: {exc}")
                 return 503
             except NoCapacity:
                 await respond(send, 504, f"no instance of revision {key[1]} became available within the timeout")

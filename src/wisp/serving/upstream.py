@@ -135,6 +135,7 @@ class _Connection(asyncio.Protocol):
         "got_bytes",
         "head",
         "headers",
+        "interim",
         "loop",
         "parser",
         "paused",
@@ -156,6 +157,7 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.reusable = False
         self.got_bytes = False
+        self.interim = False  # parsing a 1xx interim response, which precedes the real one
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -180,9 +182,16 @@ class _Connection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200 and status != 101:
+            # An interim response (100 Continue, 103 Early Hints): not the answer; the final one follows
+            # (RFC 9110 §15.2). 101 is final: it ends HTTP on this connection.
+            self.interim = True
+            self.headers = []
+            return
         head = self.head
         if head is not None and not head.done():
-            head.set_result(UpstreamResponse(self.parser.get_status_code(), self.headers, self, self.body))
+            head.set_result(UpstreamResponse(status, self.headers, self, self.body))
 
     def on_body(self, body: bytes) -> None:
         state = self.body
@@ -193,6 +202,9 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
         self.reusable = bool(self.parser.should_keep_alive())
         self.body.done = True
         self.body.wake()
@@ -224,6 +236,7 @@ class _Connection(asyncio.Protocol):
         self.headers = []
         self.body = _Body()
         self.got_bytes = False
+        self.interim = False
         self.reusable = False
         self.head = head = self.loop.create_future()
         assert self.transport is not None
