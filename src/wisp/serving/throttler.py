@@ -23,6 +23,11 @@ class NoCapacity(TimeoutError):
     """No instance could take the request before its deadline."""
 
 
+class Unavailable(Exception):
+    """No instance is ready and none is coming soon (the revision fails to start, or the machine's instance
+    limit leaves it none): the ingress answers 503 with this reason rather than holding the request."""
+
+
 @dataclass(eq=False)
 class Slot:
     """One instance as the throttler sees it."""
@@ -53,6 +58,9 @@ class Throttler:
     queue_depth: int
     hooks: ThrottlerHooks = field(default_factory=ThrottlerHooks)
     slots: list[Slot] = field(default_factory=list)
+    # Set by the revision's runner while it cannot start instances; with no ready instance, requests are
+    # answered with it at once instead of being held (`refuse`).
+    refusal: str | None = None
     _waiters: deque[asyncio.Future[Slot]] = field(default_factory=deque)
 
     @property
@@ -80,6 +88,17 @@ class Throttler:
         slot.ready = False
         if slot in self.slots:
             self.slots.remove(slot)
+
+    def refuse(self, reason: str | None) -> None:
+        """While `reason` is set and no instance is ready, answer requests with it (Unavailable) instead of
+        holding them; those already held get it now. None: hold requests again (an instance is coming)."""
+        self.refusal = reason
+        if reason is None or self.ready_count:
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(Unavailable(reason))
 
     def set_capacity(self, capacity: int) -> None:
         self.capacity = capacity
@@ -113,7 +132,9 @@ class Throttler:
             if self.queued >= self.queue_depth:
                 raise QueueFull(f"queue is full ({self.queue_depth} requests waiting)")
             if self.ready_count == 0:
-                self.hooks.on_cold()
+                self.hooks.on_cold()  # may start an instance, or find that none can start (refusal)
+                if self.refusal is not None:
+                    raise Unavailable(self.refusal)
             return await self._wait(timeout)
         except BaseException:
             self.hooks.on_finish()
