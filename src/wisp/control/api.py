@@ -1,9 +1,16 @@
-"""The control API: Kubernetes-shaped JSON over HTTP for apply/get/delete, instances, logs and metrics."""
+"""The control API: Kubernetes-shaped JSON over HTTP for apply/get/delete, instances, logs and metrics.
+
+Failures are answered as Kubernetes answers them, with a `Status`: a body that is not the object its path names
+(path_match), one over the body limit (413, body_limit), and a store that cannot write: 507 InsufficientStorage
+when the disk is full (Kubernetes has no such status; 507 is HTTP's "cannot store the representation", and
+nothing is written), 500 InternalError with the store's reason otherwise.
+"""
 
 from __future__ import annotations
 
 import copy
 import hmac
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +26,14 @@ from wisp.api import kinds as k
 from wisp.api.errors import ManifestError, UnknownKindError
 from wisp.api.kinds import Kind
 from wisp.control.admission import admit, warnings_for
-from wisp.store import Conflict, NotFound, Store
+from wisp.control.body_limit import DEFAULT_LIMIT, BodyLimit
+from wisp.control.path_match import match_path
+from wisp.control.refusal import Refused, bad_request, method_not_allowed
+from wisp.control.secret_scrub import REDACTED, scrub
+from wisp.store import Conflict, NotFound, Store, StoreError, StoreFull
 from wisp.types import Resource
 
-REDACTED = "<redacted>"
+log = logging.getLogger("wisp.control")
 
 
 @dataclass
@@ -56,9 +67,27 @@ def redact(kind: Kind, resource: Resource) -> Resource:
     return out
 
 
-def _manifest_error(exc: ManifestError) -> JSONResponse:
+def _manifest_error(exc: ManifestError, items: list[Any]) -> JSONResponse:
+    exc = scrub(exc, items)  # validators quote bad values; a Secret's must not be quoted back
     causes = [{"field": e.path, "message": e.message} for e in exc.errors]
     return status_response(422, "Invalid", str(exc), causes)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    # A refused body may be only partly read: the connection cannot carry another request.
+    headers = {"connection": "close"} if exc.code == 413 else None
+    return JSONResponse(exc.status(), status_code=exc.code, headers=headers)
+
+
+async def _store_full(request: Request, exc: Exception) -> Response:
+    log.error("%s", exc)
+    return status_response(507, "InsufficientStorage", str(exc))
+
+
+async def _store_failed(request: Request, exc: Exception) -> Response:
+    log.error("%s", exc)
+    return status_response(500, "InternalError", str(exc))
 
 
 class _TokenAuth(BaseHTTPMiddleware):
@@ -74,7 +103,7 @@ class _TokenAuth(BaseHTTPMiddleware):
 
 
 def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
-              extra_routes: list[Route] | None = None) -> Starlette:
+              extra_routes: list[Route] | None = None, body_limit: int = DEFAULT_LIMIT) -> Starlette:
     async def apply(request: Request) -> Response:
         body = await _json(request)
         if isinstance(body, Response):
@@ -85,8 +114,8 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
         try:
             admitted = admit(items, store)
         except ManifestError as exc:
-            return _manifest_error(exc)
-        results = store.apply(admitted)
+            return _manifest_error(exc, items)
+        results = store.apply(admitted)  # one transaction: every item is written, or none
         return JSONResponse({"items": [
             {"kind": r.kind.kind, "group": r.kind.group, "plural": r.kind.plural, "namespace": r.namespace,
              "name": r.name, "action": r.action, "warnings": warnings_for(r.resource)} for r in results
@@ -96,22 +125,16 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
         body = await _json(request)
         if isinstance(body, Response):
             return body
-        out = []
-        for item in body.get("items", []) if isinstance(body, dict) else []:
-            try:
-                kind = k.for_manifest(str(item.get("apiVersion", "")), str(item.get("kind", "")))
-            except UnknownKindError as exc:
-                return status_response(400, "BadRequest", str(exc))
-            meta = item.get("metadata", {})
-            name, namespace = meta.get("name", ""), meta.get("namespace") or "default"
-            try:
-                store.delete(kind, namespace, name)
-                action = "deleted"
-            except NotFound:
-                action = "notfound"
-            out.append({"kind": kind.kind, "group": kind.group, "plural": kind.plural, "namespace": namespace,
-                        "name": name, "action": action})
-        return JSONResponse({"items": out})
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            return status_response(400, "BadRequest", 'body must be {"items": [resource, ...]}')
+        keys = [_delete_key(index, item) for index, item in enumerate(items)]  # every item named, or nothing done
+        deleted = store.delete_many(keys)
+        return JSONResponse({"items": [
+            {"kind": kind.kind, "group": kind.group, "plural": kind.plural, "namespace": namespace, "name": name,
+             "action": "notfound" if gone is None else "deleted"}
+            for (kind, namespace, name), gone in zip(keys, deleted, strict=True)
+        ]})
 
     async def collection(request: Request) -> Response:
         kind = _kind(request)
@@ -130,20 +153,20 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
                              "metadata": {"resourceVersion": ""}})
 
     async def _create(request: Request, kind: Kind, namespace: str | None) -> Response:
+        if kind.virtual or (kind.namespaced and namespace is None):
+            raise method_not_allowed()  # computed kinds, and the all-namespaces collection, take no objects
         body = await _json(request)
         if isinstance(body, Response):
             return body
         if not isinstance(body, dict):
             return status_response(400, "BadRequest", "body must be an object")
-        if namespace and kind.namespaced:
-            body.setdefault("metadata", {})["namespace"] = namespace
+        body = match_path(kind, request.path_params["version"], body, namespace, None)
         try:
             [(admitted_kind, resource)] = admit([body], store)
-            if admitted_kind is not kind:
-                return status_response(400, "BadRequest", f"body is a {admitted_kind.kind}, path is {kind.plural}")
+            assert admitted_kind is kind, "match_path let through another kind"
             created = store.create(kind, resource)
         except ManifestError as exc:
-            return _manifest_error(exc)
+            return _manifest_error(exc, [body])
         except Conflict as exc:
             return status_response(409, "AlreadyExists", str(exc))
         return JSONResponse(redact(kind, created), status_code=201)
@@ -152,12 +175,17 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
         kind = _kind(request)
         if isinstance(kind, Response):
             return kind
-        namespace = request.path_params.get("namespace") or "default"
+        path_namespace = request.path_params.get("namespace")
+        if kind.namespaced != (path_namespace is not None):
+            return status_response(404, "NotFound", "the server could not find the requested resource")
+        namespace = path_namespace or ""
         name = request.path_params["name"]
         if kind.virtual:
+            if request.method != "GET":
+                raise method_not_allowed()
             lister = virtual.list_pods if kind is k.POD else virtual.list_autoscalers
             found = [r for r in lister(namespace) if r["metadata"]["name"] == name]
-            if request.method != "GET" or not found:
+            if not found:
                 return status_response(404, "NotFound", f'{kind.plural} "{name}" not found')
             return JSONResponse(found[0])
         if request.method == "GET":
@@ -175,14 +203,15 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
         body = await _json(request)  # PUT: replace
         if isinstance(body, Response):
             return body
-        if not isinstance(body, dict) or body.get("metadata", {}).get("name") != name:
-            return status_response(400, "BadRequest", "metadata.name must match the path")
-        body["metadata"]["namespace"] = namespace
+        if not isinstance(body, dict):
+            return status_response(400, "BadRequest", "body must be an object")
+        body = match_path(kind, request.path_params["version"], body, path_namespace, name)
         try:
-            [(_, resource)] = admit([body], store)
+            [(admitted_kind, resource)] = admit([body], store)
+            assert admitted_kind is kind, "match_path let through another kind"
             replaced = store.replace(kind, resource)
         except ManifestError as exc:
-            return _manifest_error(exc)
+            return _manifest_error(exc, [body])
         except NotFound as exc:
             return status_response(404, "NotFound", str(exc))
         except Conflict as exc:
@@ -225,12 +254,17 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
         Route("/api/{version}/namespaces/{namespace}/{plural}", collection, methods=methods),
         Route("/api/{version}/namespaces/{namespace}/{plural}/{name}", item, methods=item_methods),
         Route("/api/{version}/{plural}", collection, methods=methods),
+        Route("/api/{version}/{plural}/{name}", item, methods=item_methods),  # cluster-scoped (namespaces)
         Route("/apis/{group}/{version}/namespaces/{namespace}/{plural}", collection, methods=methods),
         Route("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}", item, methods=item_methods),
         Route("/apis/{group}/{version}/{plural}", collection, methods=methods),
+        Route("/apis/{group}/{version}/{plural}/{name}", item, methods=item_methods),
     ]
+    # Authentication first (a stranger's body is not read at all), then the body limit for every route.
     middleware = [Middleware(_TokenAuth, token=token)] if token else []
-    return Starlette(routes=routes, middleware=middleware)
+    middleware.append(Middleware(BodyLimit, limit=body_limit))
+    handlers = {Refused: _refused, StoreFull: _store_full, StoreError: _store_failed}
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
 
 
 def _kind(request: Request) -> Kind | Response:
@@ -246,4 +280,22 @@ async def _json(request: Request) -> Any:
         return await request.json()
     except ValueError as exc:
         return status_response(400, "BadRequest", f"body is not valid JSON: {exc}")
+
+
+def _delete_key(index: int, item: object) -> tuple[Kind, str, str]:
+    """The object a `/delete` item names; Refused (before anything is deleted) when it names none."""
+    if not isinstance(item, dict):
+        raise bad_request(f"item {index}: must be an object")
+    try:
+        kind = k.for_manifest(str(item.get("apiVersion", "")), str(item.get("kind", "")))
+    except UnknownKindError as exc:
+        raise bad_request(f"item {index}: {exc}; nothing was deleted") from None
+    meta = item.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(name, str) or not name:
+        raise bad_request(f"item {index} ({kind.kind}): metadata.name is required; nothing was deleted")
+    namespace = meta.get("namespace") if isinstance(meta, dict) else None
+    if not kind.namespaced:
+        return kind, "", name
+    return kind, namespace if isinstance(namespace, str) and namespace else "default", name
 
