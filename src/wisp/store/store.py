@@ -2,22 +2,31 @@
 
 Writes are short synchronous transactions on the daemon's loop: the control path is not hot, and one
 writer with no awaits inside a transaction keeps "nothing half-applied" trivially true.
+
+Integrity: opening runs SQLite's `quick_check` and refuses a damaged file (StoreCorrupt). Every row carries a
+SHA-256 of its key and body, so `damaged()` finds an object whose bytes changed on disk (which quick_check cannot
+see); such an object is `set_aside()`: moved to the `set_aside` table, out of reach of the API and the
+reconcilers, kept for the user to inspect. Write failures surface as StoreError (StoreFull for a full disk).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from wisp.api.kinds import ALL_KINDS, Kind
+from wisp.store.errors import StoreCorrupt, corrupt_message, translate
+from wisp.store.state_dir import private_dir, private_file
 from wisp.types import Clock, Resource
 
 # The class below defines a `list` method; annotations inside it use this name for the builtin.
@@ -59,8 +68,34 @@ class StoreEvent:
         return self.kind, meta.get("namespace", ""), meta["name"]
 
 
+@dataclass(frozen=True)
+class DamagedRow:
+    """A stored object that cannot be trusted, and why."""
+
+    kind_key: str  # group/plural, as stored
+    namespace: str
+    name: str
+    reason: str
+
+    @property
+    def kind(self) -> Kind | None:
+        return _BY_KEY.get(self.kind_key)
+
+    def describe(self) -> str:
+        kind = self.kind
+        what = kind.kind if kind is not None else self.kind_key
+        return f"{what} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+
 def _kind_key(kind: Kind) -> str:
     return f"{kind.group}/{kind.plural}"
+
+
+_BY_KEY = {_kind_key(k): k for k in ALL_KINDS}
+
+
+def _checksum(kind_key: str, namespace: str, name: str, body: str) -> str:
+    return hashlib.sha256(f"{kind_key}\0{namespace}\0{name}\0{body}".encode()).hexdigest()
 
 
 def _desired_part(resource: Resource) -> Any:
@@ -85,19 +120,48 @@ class Store:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
+        """Open (or create) the database; StoreCorrupt when the file is damaged, StoreError when unusable."""
         target = ":memory:" if self._path is None else str(self._path)
         if self._path is not None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+            if not self._path.parent.is_dir():
+                private_dir(self._path.parent)
+            private_file(self._path)  # 0600 before SQLite writes a byte; its -wal and -shm follow the file's mode
         db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS resources (kind TEXT NOT NULL, namespace TEXT NOT NULL,"
-            " name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, namespace, name))"
-        )
-        db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-        db.execute("INSERT OR IGNORE INTO counters VALUES ('resourceVersion', 0)")
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+            if problems != ["ok"]:
+                raise StoreCorrupt(corrupt_message(self._path, "quick_check: " + "; ".join(problems)))
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS resources (kind TEXT NOT NULL, namespace TEXT NOT NULL,"
+                " name TEXT NOT NULL, body TEXT NOT NULL, checksum TEXT, PRIMARY KEY (kind, namespace, name))"
+            )
+            db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+            db.execute("INSERT OR IGNORE INTO counters VALUES ('resourceVersion', 0)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS set_aside (kind TEXT NOT NULL, namespace TEXT NOT NULL,"
+                " name TEXT NOT NULL, body TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL)"
+            )
+            self._add_checksums(db)
+        except sqlite3.Error as exc:
+            db.close()
+            raise translate(exc, self._path) from exc
+        except StoreCorrupt:
+            db.close()
+            raise
         self._db = db
+
+    @staticmethod
+    def _add_checksums(db: sqlite3.Connection) -> None:
+        """Stores written before checksums existed get them now, trusting what they hold today."""
+        columns = {row[1] for row in db.execute("PRAGMA table_info(resources)")}
+        if "checksum" not in columns:
+            db.execute("ALTER TABLE resources ADD COLUMN checksum TEXT")
+        rows = db.execute("SELECT kind, namespace, name, body FROM resources WHERE checksum IS NULL").fetchall()
+        for kind, namespace, name, body in rows:
+            db.execute("UPDATE resources SET checksum=? WHERE kind=? AND namespace=? AND name=?",
+                       (_checksum(kind, namespace, name, body), kind, namespace, name))
 
     def close(self) -> None:
         if self._db is not None:
@@ -146,30 +210,48 @@ class Store:
         return [dict(json.loads(r[0])) for r in rows]
 
     def all(self) -> _List[tuple[Kind, Resource]]:
-        by_key = {_kind_key(k): k for k in ALL_KINDS}
         out: _List[tuple[Kind, Resource]] = []
         for key, body in self.db.execute("SELECT kind, body FROM resources ORDER BY kind, namespace, name"):
-            if key in by_key:
-                out.append((by_key[key], dict(json.loads(body))))
+            if key in _BY_KEY:
+                out.append((_BY_KEY[key], dict(json.loads(body))))
         return out
+
+    # -- integrity -------------------------------------------------------------------------------
+    def damaged(self) -> _List[DamagedRow]:
+        """Objects whose stored bytes cannot be trusted: changed on disk, not JSON, or not the object their
+        key names. Objects of kinds this wisp does not know are left alone (a newer wisp may have written them)."""
+        out: _List[DamagedRow] = []
+        rows = self.db.execute("SELECT kind, namespace, name, body, checksum FROM resources ORDER BY kind, namespace,"
+                               " name")
+        for kind_key, namespace, name, body, checksum in rows.fetchall():
+            reason = _damage(kind_key, namespace, name, body, checksum)
+            if reason is not None and kind_key in _BY_KEY:
+                out.append(DamagedRow(kind_key, namespace, name, reason))
+        return out
+
+    def set_aside(self, kind_key: str, namespace: str, name: str, reason: str) -> None:
+        """Move an object out of the live table into `set_aside`: no longer served, reconciled or listed.
+        What it owns stays (as `kubectl delete --cascade=orphan` leaves it); re-applying it adopts them again."""
+        with self._transaction() as db:
+            row = db.execute("SELECT body FROM resources WHERE kind=? AND namespace=? AND name=?",
+                             (kind_key, namespace, name)).fetchone()
+            if row is None:
+                return
+            db.execute("INSERT INTO set_aside (kind, namespace, name, body, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+                       (kind_key, namespace, name, row[0], reason, _timestamp(self._clock())))
+            db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", (kind_key, namespace, name))
 
     # -- writes ----------------------------------------------------------------------------------
     def apply(self, items: _List[tuple[Kind, Resource]]) -> _List[ApplyResult]:
         """Create or update every item in one transaction: all are written or none is."""
         results: _List[ApplyResult] = []
         events: _List[StoreEvent] = []
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for kind, resource in items:
                 result, event = self._upsert(kind, resource)
                 results.append(result)
                 if event is not None:
                     events.append(event)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         self._publish(events)
         return results
 
@@ -201,8 +283,9 @@ class Store:
             return current
         updated = dict(current)
         updated["status"] = status
-        updated["metadata"] = dict(current["metadata"], resourceVersion=str(self._next_version()))
-        self._write(kind, updated)
+        with self._transaction():
+            updated["metadata"] = dict(current["metadata"], resourceVersion=str(self._next_version()))
+            self._write(kind, updated)
         self._publish([StoreEvent("MODIFIED", kind, updated)])
         return updated
 
@@ -212,17 +295,42 @@ class Store:
         if current is None:
             raise NotFound(f'{kind.plural} "{name}" not found')
         events: _List[StoreEvent] = []
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self._delete_tree(kind, current, events)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         self._publish(events)
         return current
 
+    def delete_many(self, keys: _List[tuple[Kind, str, str]]) -> _List[Resource | None]:
+        """Delete each object (and what it owns) in one transaction: all or none. None for one already gone."""
+        deleted: _List[Resource | None] = []
+        events: _List[StoreEvent] = []
+        with self._transaction():
+            for kind, namespace, name in keys:
+                current = self.get(kind, namespace, name)
+                if current is not None:
+                    self._delete_tree(kind, current, events)
+                deleted.append(current)
+        self._publish(events)
+        return deleted
+
     # -- internals -------------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole or rolled back whole; SQLite's errors become StoreErrors."""
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                # SQLite may already have rolled back (e.g. on SQLITE_FULL); a second ROLLBACK would mask the cause.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise translate(exc, self._path) from exc
+
     @staticmethod
     def _ns(kind: Kind, namespace: str | None) -> str:
         return (namespace or "default") if kind.namespaced else ""
@@ -235,9 +343,11 @@ class Store:
 
     def _write(self, kind: Kind, resource: Resource) -> None:
         meta = resource["metadata"]
+        key, namespace, name, body = _kind_key(kind), self._ns(kind, meta.get("namespace")), meta["name"], \
+            json.dumps(resource)
         self.db.execute(
-            "INSERT OR REPLACE INTO resources (kind, namespace, name, body) VALUES (?, ?, ?, ?)",
-            (_kind_key(kind), self._ns(kind, meta.get("namespace")), meta["name"], json.dumps(resource)),
+            "INSERT OR REPLACE INTO resources (kind, namespace, name, body, checksum) VALUES (?, ?, ?, ?, ?)",
+            (key, namespace, name, body, _checksum(key, namespace, name, body)),
         )
 
     def _upsert(self, kind: Kind, incoming: Resource) -> tuple[ApplyResult, StoreEvent | None]:
@@ -292,15 +402,28 @@ class Store:
         events.append(StoreEvent("DELETED", kind, resource))
 
     def _owned_by(self, uid: str, namespace: str) -> _List[tuple[Kind, Resource]]:
-        by_key = {_kind_key(k): k for k in ALL_KINDS}
         owned: _List[tuple[Kind, Resource]] = []
         rows = self.db.execute("SELECT kind, body FROM resources WHERE namespace=?", (namespace,))
         for key, body in rows.fetchall():
             obj = json.loads(body)
             refs = obj.get("metadata", {}).get("ownerReferences", [])
-            if any(ref.get("uid") == uid for ref in refs) and key in by_key:
-                owned.append((by_key[key], obj))
+            if any(ref.get("uid") == uid for ref in refs) and key in _BY_KEY:
+                owned.append((_BY_KEY[key], obj))
         return owned
+
+
+def _damage(kind_key: str, namespace: str, name: str, body: str, checksum: str | None) -> str | None:
+    """Why a stored row cannot be trusted, or None."""
+    if checksum is not None and checksum != _checksum(kind_key, namespace, name, body):
+        return "its stored bytes changed since wisp wrote them (checksum mismatch)"
+    try:
+        obj = json.loads(body)
+    except ValueError as exc:
+        return f"its stored body is not JSON ({exc})"
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict) or meta.get("name") != name or (meta.get("namespace") or "") != namespace:
+        return "its stored body is not the object its key names"
+    return None
 
 
 def _timestamp(seconds: float) -> str:
