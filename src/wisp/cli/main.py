@@ -67,10 +67,24 @@ def _settings(ctx: typer.Context) -> Settings:
 
 def _load(paths: Sequence[Path]) -> list[Resource]:
     """Resources from files and directories; `-` reads standard input, as `kubectl apply -f -` does."""
+    return [doc.resource for doc in _load_docs(paths)]
+
+
+def _load_docs(paths: Sequence[Path]) -> list[LoadedDoc]:
     docs: list[LoadedDoc] = []
     for path in paths:
         docs += load_text(sys.stdin.read()) if str(path) == "-" else load_paths([path])
-    return [doc.resource for doc in docs]
+    return docs
+
+
+def _known_kinds(docs: list[LoadedDoc]) -> None:
+    """Every document names a kind wisp serves, or UnknownKindError naming the first that does not."""
+    for doc in docs:
+        resource = doc.resource
+        try:
+            kinds.for_manifest(str(resource.get("apiVersion", "")), str(resource.get("kind", "")))
+        except UnknownKindError as exc:
+            raise UnknownKindError(f"{doc.where}: {exc.args[0] if exc.args else exc}; nothing was deleted") from None
 
 
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the object.")]
@@ -203,8 +217,10 @@ def make_app(clock: Clock = time.time) -> typer.Typer:
             raise _fail("error: give either KIND NAME or -f PATH")
         with _reported(), _settings(ctx).client() as client:
             if filename:
+                docs = _load_docs(filename)
+                _known_kinds(docs)  # all or nothing: a bad document is found before anything is deleted
                 missing = 0
-                for result in client.delete_many(_load(filename)):
+                for result in client.delete_many([doc.resource for doc in docs]):
                     if result.get("action") == "deleted":
                         typer.echo(render.result_line(result))
                     elif not ignore_not_found:
