@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -40,16 +41,19 @@ from wisp.observability.metrics import RevisionState, SourceState
 from wisp.serving import views
 from wisp.serving.dataplane import DataPlane
 from wisp.serving.ingress import ASGIApp, Ingress
+from wisp.serving.instance_limit import InstanceBudget, configured_limit, this_machine
 from wisp.serving.local_client import LocalClient
 from wisp.serving.routing import RoutingTable
 from wisp.serving.workloads import make_runtime
-from wisp.serving.workloads.logs import follow, tail
+from wisp.serving.workloads.log_rotation import LogLimits
+from wisp.serving.workloads.logs import MAX_TAIL_BYTES, follow, tail_async
 from wisp.store import Store
 from wisp.types import Clock, Resource
 
 log = logging.getLogger("wisp")
 
 DEFAULT_BODY_LIMIT = 10 * 1024 * 1024
+LOG_BLOCK_LINES = 1000
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class DaemonOptions:
     token: str | None = None  # required when the control API listens beyond loopback
     ready_timeout: float = 120.0
     tick_interval: float = 2.0  # the KPA's tick; Knative's is 2 s
+    max_instances: int | None = None  # every revision's instances together; None: derived from memory and CPUs
+    log_max_bytes: int = LogLimits.max_bytes  # per instance log, one rotated file kept
 
 
 class StartupError(Exception):
@@ -129,8 +135,10 @@ class Daemon:
         state = options.state_dir
         self.store = Store(state / "store.db", clock)
         self.routing = RoutingTable()
+        machine = this_machine() if options.max_instances is None else configured_limit(options.max_instances)
         self.dataplane = DataPlane(make_runtime, state / "logs", clock, self._revision_changed,
-                                   routed=self.routing.revisions, tick_interval=options.tick_interval)
+                                   routed=self.routing.revisions, tick_interval=options.tick_interval,
+                                   budget=InstanceBudget(machine), log_limits=LogLimits(options.log_max_bytes))
         self._ingress_sock: socket.socket | None = None
         self._api_sock: socket.socket | None = None
         self.controller: Controller | None = None
@@ -138,6 +146,9 @@ class Daemon:
         self.kafka: KafkaCluster | None = None
         self.obs: Observability | None = None
         self._token: str | None = None
+        # What instances send their spans with when the API needs a token: good for POST /v1/traces only, so
+        # the API token itself never reaches an instance's environment.
+        self._ingest_token = secrets.token_urlsafe(32)
         self._servers: list[_Server] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -171,7 +182,8 @@ class Daemon:
             service_logs=self._service_logs, info=self._info, metrics=self.obs.metrics.render,
         )
         self._token = token
-        api = _Server(build_api(self.store, virtual, token, self.obs.routes()), self._api_sock, 5)
+        api = _Server(build_api(self.store, virtual, token, self.obs.routes(), ingest_token=self._ingest_token),
+                      self._api_sock, 5)
         brokers = self.eventing.ingress_app(opts.body_limit)
         ingress_app = Ingress(self.routing, self.dataplane, opts.body_limit, {BROKER_INGRESS_HOST: brokers},
                               observer=self.obs.metrics, tracer=self.obs.tracer)
@@ -253,7 +265,7 @@ class Daemon:
             "OTEL_SERVICE_NAME": meta.get("labels", {}).get(SERVICE_LABEL, meta["name"]),
         }
         if self._token:
-            env["OTEL_EXPORTER_OTLP_HEADERS"] = f"authorization=Bearer%20{self._token}"
+            env["OTEL_EXPORTER_OTLP_HEADERS"] = f"authorization=Bearer%20{self._ingest_token}"
         if self.kafka is not None:
             env["KAFKA_BOOTSTRAP_SERVERS"] = self.kafka.bootstrap_servers
         service = self.store.get(k.SERVICE, meta["namespace"], meta.get("labels", {}).get(SERVICE_LABEL, ""))
@@ -277,13 +289,24 @@ class Daemon:
                 "version": _version(), "ingressPort": self.network.port}
 
     async def _service_logs(self, namespace: str, service: str, follow_: bool, lines: int) -> AsyncIterator[str]:
+        """The last `lines` of each instance's log (files read in worker threads, at most MAX_TAIL_BYTES for
+        the whole answer, newest logs first), then, when following, new lines as they come. Yields blocks of
+        lines joined by newlines: one write per block, not per line."""
         paths = views.service_log_paths(self.options.state_dir / "logs", self.store, namespace, service)
-        for path in paths:
-            for line in tail(path, lines):
-                yield f"[{path.stem}] {line}"
+        tails: list[tuple[Path, list[str]]] = []
+        budget = MAX_TAIL_BYTES
+        for path in reversed(paths):
+            if budget <= 0:
+                break
+            found = await tail_async(path, lines, budget)
+            budget -= sum(len(line) + 1 for line in found)
+            tails.append((path, found))
+        for path, found in reversed(tails):
+            for start in range(0, len(found), LOG_BLOCK_LINES):
+                yield "\n".join(f"[{path.stem}] {line}" for line in found[start:start + LOG_BLOCK_LINES])
         if not follow_:
             return
-        queue: asyncio.Queue[str] = asyncio.Queue()
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=LOG_BLOCK_LINES)  # a slow reader slows the pumps
 
         async def pump(path: Path) -> None:
             async for line in follow(path, lines=0):
@@ -302,13 +325,15 @@ class Daemon:
                 task.cancel()
 
 
-async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
+async def serve(options: DaemonOptions, stop: asyncio.Event, hurry: asyncio.Event | None = None) -> int:
+    """Run until `stop` is set; `hurry` (a second Ctrl-C) kills instances instead of waiting for their drain."""
     daemon = Daemon(options)
     try:
         await daemon.start()
     except StartupError as exc:
         print(f"wisp: {exc}", file=sys.stderr)
         return 1
+    hurrying = asyncio.create_task(_kill_when(hurry, daemon)) if hurry is not None else None
     try:
         if options.paths:
             try:
@@ -317,28 +342,45 @@ async def serve(options: DaemonOptions, stop: asyncio.Event) -> int:
             except ManifestError as exc:
                 print(f"wisp: {exc}", file=sys.stderr)
                 return 1
-        await daemon.wait_services_ready(options.ready_timeout)
-        print(f"wisp is serving on {daemon.network.url(options.host)} "
-              f"(control API http://{options.host}:{options.api_port})")
-        for line in daemon.service_lines():
-            print(line)
-        sys.stdout.flush()
-        await stop.wait()
-        print("wisp: stopping (draining in-flight requests)", file=sys.stderr)
+        # Ctrl-C while services start (a large scale-up, a slow import) stops at once, not after the wait.
+        stopping = asyncio.create_task(stop.wait())
+        waiting = asyncio.create_task(daemon.wait_services_ready(options.ready_timeout))
+        await asyncio.wait({stopping, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if not stop.is_set():
+            print(f"wisp is serving on {daemon.network.url(options.host)} "
+                  f"(control API http://{options.host}:{options.api_port})")
+            for line in daemon.service_lines():
+                print(line)
+            sys.stdout.flush()
+        await stopping
+        print("wisp: stopping (draining in-flight requests; Ctrl-C again to stop them at once)", file=sys.stderr)
         return 0
     finally:
         await daemon.stop()
+        if hurrying is not None:
+            hurrying.cancel()
+
+
+async def _kill_when(hurry: asyncio.Event, daemon: Daemon) -> None:
+    await hurry.wait()
+    print("wisp: stopping instances without waiting for their drain", file=sys.stderr)
+    daemon.dataplane.kill_instances()
 
 
 def run(options: DaemonOptions) -> int:
     """Run the daemon in the foreground until Ctrl-C or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     async def main() -> int:
-        stop = asyncio.Event()
+        stop, hurry = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            (hurry if stop.is_set() else stop).set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        return await serve(options, stop)
+            loop.add_signal_handler(sig, on_signal)
+        return await serve(options, stop, hurry)
 
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     with contextlib.suppress(ImportError):  # uvloop is optional (no wheels on some platforms)

@@ -89,11 +89,12 @@ async def test_function_that_cannot_be_imported(tmp_path: Path) -> None:
         assert "no_such_module_here" in ready["message"]
         svc = await h.failed("broken")
         assert "no_such_module_here" in next(c for c in svc["status"]["conditions"] if c["type"] == "Ready")["message"]
-        # Its host exists but cannot serve: 503 with the reason, not "no such host".
+        # Its host exists but cannot serve: 503 with a short reason (the traceback is for `wisp describe`).
         await h.wait_for(k.ROUTE, "default", "broken", lambda r: any(
             c["type"] == "Ready" and c["status"] == "False" for c in r.get("status", {}).get("conditions", [])))
         reply = await h.request("broken.default.localhost")
-        assert reply.status_code == 503 and "no_such_module_here" in reply.text
+        assert reply.status_code == 503 and "ModuleNotFoundError in main.py" in reply.text
+        assert "Traceback" not in reply.text
 
 
 async def test_container_command_that_exits_at_once(tmp_path: Path) -> None:

@@ -129,6 +129,11 @@ def make_app(clock: Clock = time.time) -> typer.Typer:
             str | None,
             typer.Option(help="Bootstrap servers HOST:PORT of an existing Kafka (default: start one)."),
         ] = None,
+        max_instances: Annotated[
+            int | None,
+            typer.Option("--max-instances", min=1,
+                         help="Instances of all revisions together (default: from memory and CPUs)."),
+        ] = None,
     ) -> None:
         """Run the wisp daemon in the foreground until Ctrl-C."""
         # Imported here so every other command works (and starts fast) without the daemon's dependencies;
@@ -141,7 +146,8 @@ def make_app(clock: Clock = time.time) -> typer.Typer:
             raise _fail("error: this build of wisp has no daemon (wisp.daemon is missing)") from None
 
         options = daemon.DaemonOptions(
-            paths=list(paths or []), port=port, api_port=api_port, state_dir=state_dir, host=host, kafka=kafka
+            paths=list(paths or []), port=port, api_port=api_port, state_dir=state_dir, host=host, kafka=kafka,
+            max_instances=max_instances,
         )
         raise typer.Exit(daemon.run(options))
 

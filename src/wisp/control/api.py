@@ -30,6 +30,7 @@ from wisp.control.body_limit import DEFAULT_LIMIT, BodyLimit
 from wisp.control.path_match import match_path
 from wisp.control.refusal import Refused, bad_request, method_not_allowed
 from wisp.control.secret_scrub import REDACTED, scrub
+from wisp.serving.workloads.logs import MAX_TAIL_LINES
 from wisp.store import Conflict, NotFound, Store, StoreError, StoreFull
 from wisp.types import Resource
 
@@ -90,20 +91,30 @@ async def _store_failed(request: Request, exc: Exception) -> Response:
     return status_response(500, "InternalError", str(exc))
 
 
+# What an instance may do with the ingest token it is given instead of the API token: send its spans.
+INGEST_PATHS = frozenset({("POST", "/v1/traces")})
+
+
 class _TokenAuth(BaseHTTPMiddleware):
-    def __init__(self, app: Any, token: str) -> None:
+    def __init__(self, app: Any, token: str, ingest_token: str | None = None) -> None:
         super().__init__(app)
         self._expected = f"Bearer {token}".encode()
+        self._ingest = f"Bearer {ingest_token}".encode() if ingest_token else None
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, self._expected):
+        allowed = hmac.compare_digest(given, self._expected) or (
+            self._ingest is not None and (request.method, request.url.path) in INGEST_PATHS
+            and hmac.compare_digest(given, self._ingest))
+        if not allowed:
             return status_response(401, "Unauthorized", "a valid bearer token is required (WISP_TOKEN)")
         return await call_next(request)
 
 
 def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
-              extra_routes: list[Route] | None = None, body_limit: int = DEFAULT_LIMIT) -> Starlette:
+              extra_routes: list[Route] | None = None, body_limit: int = DEFAULT_LIMIT,
+              ingest_token: str | None = None) -> Starlette:
+    """`token` guards every route; `ingest_token` (what instances get, never the API token) only INGEST_PATHS."""
     async def apply(request: Request) -> Response:
         body = await _json(request)
         if isinstance(body, Response):
@@ -222,7 +233,8 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
         namespace, service = request.path_params["namespace"], request.path_params["service"]
         follow = request.query_params.get("follow", "false").lower() in ("1", "true", "yes")
         try:
-            tail = int(request.query_params.get("tailLines", "100"))
+            # Bounded work per request, however many lines are asked for.
+            tail = min(int(request.query_params.get("tailLines", "100")), MAX_TAIL_LINES)
         except ValueError:
             return status_response(400, "BadRequest", "tailLines must be an integer")
         if store.get(k.SERVICE, namespace, service) is None:
@@ -261,7 +273,7 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
         Route("/apis/{group}/{version}/{plural}/{name}", item, methods=item_methods),
     ]
     # Authentication first (a stranger's body is not read at all), then the body limit for every route.
-    middleware = [Middleware(_TokenAuth, token=token)] if token else []
+    middleware = [Middleware(_TokenAuth, token=token, ingest_token=ingest_token)] if token else []
     middleware.append(Middleware(BodyLimit, limit=body_limit))
     handlers = {Refused: _refused, StoreFull: _store_full, StoreError: _store_failed}
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)

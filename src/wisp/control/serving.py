@@ -18,6 +18,8 @@ from wisp.control.workload_builder import SpecError, instance_env, workload_spec
 from wisp.serving.autoscaler import AutoscalerConfig, parse_config_autoscaler, resolve_scaling
 from wisp.serving.dataplane import DataPlane, RevisionSettings
 from wisp.serving.ingress import Timeouts
+from wisp.serving.reasons import public_reason
+from wisp.serving.revision_runner import RevisionHealth, RevisionRunner
 from wisp.serving.routing import RouteEntry, RoutingTable, Target
 from wisp.store import Store, StoreEvent
 from wisp.types import Clock, Resource
@@ -64,6 +66,28 @@ def _aliyun_domain(service: Resource) -> str | None:
             if isinstance(domain, str) and domain:
                 return domain.lower()
     return None
+
+
+def _revision_conditions(health: RevisionHealth | None, runner: RevisionRunner | None,
+                         min_scale: int) -> list[Condition]:
+    """ResourcesAvailable and ContainerHealthy from the runner. The machine's instance limit makes
+    ResourcesAvailable False (and so Ready) when the revision gets less than min-scale, or nothing at all;
+    when it only caps the autoscaler's demand above that, ResourcesAvailable stays True and says so."""
+    shortfall = runner.shortfall if runner is not None else None
+    if health is not None and health.failed and not health.ready:
+        return [Condition.false("ContainerHealthy", health.reason, health.message),
+                Condition.false("ResourcesAvailable", health.reason, health.message)]
+    if shortfall is not None and (shortfall.got < min_scale or shortfall.got == 0):
+        return [Condition.false("ResourcesAvailable", "InstanceLimit", shortfall.message),
+                Condition.true("ContainerHealthy") if health is not None and health.ready
+                else Condition.unknown("ContainerHealthy", "Deploying")]
+    if health is None or (not health.ready and not health.failed):
+        return [Condition.unknown("ResourcesAvailable", "Deploying"),
+                Condition.unknown("ContainerHealthy", "Deploying")]
+    if shortfall is not None:
+        return [Condition("ResourcesAvailable", "True", "InstanceLimit", shortfall.message),
+                Condition.true("ContainerHealthy")]
+    return [Condition.true("ResourcesAvailable"), Condition.true("ContainerHealthy")]
 
 
 class ServingReconciler:
@@ -198,14 +222,7 @@ class ServingReconciler:
             status["desiredReplicas"] = runner.desired
         status["containerStatuses"] = [{"name": revision["spec"]["containers"][0].get("name", "user-container"),
                                         "imageDigest": spec.image}]
-        if health is None or (not health.ready and not health.failed):
-            conditions = [Condition.unknown("ResourcesAvailable", "Deploying"),
-                          Condition.unknown("ContainerHealthy", "Deploying")]
-        elif health.failed and not health.ready:
-            conditions = [Condition.false("ContainerHealthy", health.reason, health.message),
-                          Condition.false("ResourcesAvailable", health.reason, health.message)]
-        else:
-            conditions = [Condition.true("ResourcesAvailable"), Condition.true("ContainerHealthy")]
+        conditions = _revision_conditions(health, runner, settings.scaling.min_scale)
         active = runner is not None and runner.ready_count > 0
         extra = [Condition.true("Active") if active else Condition.false("Active", "NoTraffic",
                                                                            "The target is not receiving traffic.")]
@@ -233,7 +250,9 @@ class ServingReconciler:
                 hosts = [b.cluster_local_host(name, namespace), f"{name}.{namespace}.svc"]
                 if not local:
                     hosts.append(self.network.host(name, namespace))
-                self.routing.set_unavailable(owner, hosts, assigned.message or assigned.reason)
+                # Clients get the summary line; the details (a traceback, log lines) are for `wisp describe`.
+                reason = public_reason(assigned.message or assigned.reason)
+                self.routing.set_unavailable(owner, hosts, f"{reason} (details: `wisp describe ksvc {name}`)")
         status["url"] = b.route_url(route, self.network)
         status["address"] = {"url": f"http://{b.cluster_local_host(name, namespace)}"}
         conditions = [assigned, Condition.true("IngressReady"),

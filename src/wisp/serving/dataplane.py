@@ -15,9 +15,11 @@ from pathlib import Path
 
 from wisp.serving.autoscaler import Decision, RevisionAutoscaler, ScalingSpec
 from wisp.serving.ingress import Timeouts
+from wisp.serving.instance_limit import InstanceBudget, this_machine
 from wisp.serving.revision_runner import RevisionHealth, RevisionRunner
 from wisp.serving.routing import RevisionKey
 from wisp.serving.throttler import Throttler, ThrottlerHooks
+from wisp.serving.workloads.log_rotation import LogLimits
 from wisp.serving.workloads.types import Runtime, WorkloadSpec
 from wisp.types import Clock
 
@@ -59,8 +61,13 @@ class DataPlane:
         on_change: Callable[[RevisionKey], None],
         routed: Callable[[], set[RevisionKey]] = set,
         tick_interval: float = 2.0,
+        budget: InstanceBudget | None = None,
+        log_limits: LogLimits | None = None,
     ) -> None:
         self._runtime_factory = runtime_factory
+        # One budget for every revision: the limit is the machine's, not a revision's.
+        self.budget = budget if budget is not None else InstanceBudget(this_machine())
+        self._log_limits = log_limits or LogLimits()
         self._log_root = log_root
         self._clock = clock
         self._on_change = on_change
@@ -102,7 +109,7 @@ class DataPlane:
             key=key, runtime=self._runtime_factory(spec), throttler=throttler,
             log_dir=self._log_root / key[0] / key[1], clock=self._clock,
             on_change=lambda: self._on_change(key), drain_seconds=settings.timeouts.total,
-            desired=settings.start_scale,
+            budget=self.budget, desired=settings.start_scale, log_limits=self._log_limits,
         )
         revision = _Revision(spec, settings, runner, throttler, autoscaler)
         if autoscaler is not None:
@@ -115,6 +122,11 @@ class DataPlane:
         revision = self._revisions.pop(key, None)
         if revision is not None:
             await revision.runner.stop()
+
+    def kill_instances(self) -> None:
+        """SIGKILL every instance now (a second Ctrl-C): a stop then has no drain to wait for."""
+        for revision in self._revisions.values():
+            revision.runner.kill_all()
 
     def health(self, key: RevisionKey) -> RevisionHealth | None:
         revision = self._revisions.get(key)

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wisp.net import free_port
+from wisp.serving.instance_limit import InstanceBudget
+from wisp.serving.reasons import public_reason
 from wisp.serving.routing import RevisionKey
 from wisp.serving.throttler import Slot, Throttler
 from wisp.serving.upstream import UpstreamPool
+from wisp.serving.workloads.log_rotation import LogLimits, cap_while_running
 from wisp.serving.workloads.logs import tail_text
 from wisp.serving.workloads.types import Instance, Runtime, WorkloadError
 from wisp.types import Clock
@@ -40,10 +43,25 @@ class Pod:
     instance: Instance | None = None
     phase: str = "Pending"  # Pending, Running, Terminating, Failed
     restarts: int = 0
+    counted: bool = True  # holds one unit of the machine's InstanceBudget until it is forgotten
 
     @property
     def ready(self) -> bool:
         return self.slot.ready
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """The machine-wide instance limit left the revision fewer instances than it wants."""
+
+    wanted: int
+    got: int
+    limit: str  # the limit and how it was set, from InstanceBudget.describe()
+
+    @property
+    def message(self) -> str:
+        return (f"wanted {self.wanted} instance{'s' if self.wanted != 1 else ''}, got {self.got}: {self.limit} "
+                "is reached (raise it with `wisp up --max-instances N`)")
 
 
 @dataclass
@@ -65,14 +83,18 @@ class RevisionRunner:
     clock: Clock
     on_change: Callable[[], None]
     drain_seconds: float
+    budget: InstanceBudget
     desired: int = 1
+    log_limits: LogLimits = field(default_factory=LogLimits)
     pods: list[Pod] = field(default_factory=list)
     health: RevisionHealth = field(default_factory=RevisionHealth)
+    shortfall: Shortfall | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _failures: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _stopping: bool = False
+    _refused_for_limit: bool = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -81,6 +103,7 @@ class RevisionRunner:
             await self.runtime.start()
         except WorkloadError as exc:
             self._set_health(RevisionHealth(False, "WorkloadFailed", str(exc), failed=True))
+            self._refuse(str(exc))
             return
         if self.desired == 0:
             # Initial scale 0: nothing to probe, the revision is ready to be scaled from zero.
@@ -99,10 +122,23 @@ class RevisionRunner:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.runtime.stop()
+        for pod in list(self.pods):  # draining when we stopped (the drain task was cancelled): no waiting more
+            if pod.instance is not None:
+                pod.instance.kill()
+            self._forget(pod)
+
+    def kill_all(self) -> None:
+        """SIGKILL every instance (no drain); they are then forgotten as they exit."""
+        for pod in self.pods:
+            if pod.instance is not None:
+                pod.instance.kill()
 
     def set_desired(self, count: int) -> None:
         if count != self.desired:
             self.desired = count
+            if count == 0 and self._task is not None:
+                # Nothing is failing at zero: the next request is held for a fresh start, not refused.
+                self._hold()
             if self._task is not None and not self._stopping:
                 # Scaling up starts instances now, ahead of whatever else the loop has queued (a request
                 # may be held at zero waiting for them); the converge loop then finds nothing to add.
@@ -124,7 +160,9 @@ class RevisionRunner:
             live = [p for p in self.pods if p.phase in ("Pending", "Running")]
             if len(live) < self.desired:
                 self._spawn_missing()
-            elif len(live) > self.desired:
+            else:
+                self._set_shortfall(None)
+            if len(live) > self.desired:
                 # Idle instances go first, then the least busy; the newest first among equals.
                 extra = sorted(live, key=lambda p: (p.ready, p.slot.in_flight, -p.created))
                 for pod in extra[: len(live) - self.desired]:
@@ -132,8 +170,18 @@ class RevisionRunner:
             await self._wake.wait()
 
     def _spawn_missing(self) -> None:
-        for _ in range(self.desired - self.live_count):
+        missing = self.desired - self.live_count
+        # Bounded by the machine's limit, not by `desired` (which a manifest may set to a million).
+        while missing > 0 and self.budget.take():
             self._spawn_soon()
+            missing -= 1
+        if missing <= 0:
+            self._set_shortfall(None)
+            return
+        self._set_shortfall(Shortfall(self.desired, self.live_count, self.budget.describe()))
+        self.budget.wait_for_room(self._wake.set)
+        if self.ready_count == 0 and self.live_count == 0 and self.shortfall is not None:
+            self._refuse(self.shortfall.message, limit=True)
 
     def _spawn_soon(self) -> None:
         suffix = "".join(secrets.choice(_POD_SUFFIX_ALPHABET) for _ in range(5))
@@ -148,17 +196,27 @@ class RevisionRunner:
         try:
             if self._failures:
                 await asyncio.sleep(min(BACKOFF_MAX, BACKOFF_START * 2 ** (self._failures - 1)))
+            if pod.phase != "Pending":  # terminated while waiting
+                return
             pod.instance = await self.runtime.spawn(pod.name, port, pod.log_path)
+            if pod.phase != "Pending":  # terminated while it was being spawned: nobody else will stop it
+                pod.instance.kill()
+                return
             self.throttler.add(pod.slot)
             await pod.instance.wait_ready(READY_TIMEOUT)
         except WorkloadError as exc:
             self._failures += 1
+            was_pending = pod.phase == "Pending"
             pod.phase = "Failed"
             if pod.instance is not None:
                 pod.instance.kill()
             self._forget(pod)
+            if not was_pending:  # terminated while starting: not a failure of the revision
+                return
             self._set_health(RevisionHealth(False, "ExitCode" if "exit" in str(exc) else "ProgressDeadlineExceeded",
                                             str(exc), failed=True))
+            if self.ready_count == 0:
+                self._refuse(str(exc))  # starting fails: answer held requests rather than hold them
             log.warning("instance %s failed to start: %s", pod.name, exc)
             self._wake.set()
             return
@@ -166,9 +224,11 @@ class RevisionRunner:
             return
         pod.phase = "Running"
         self._failures = 0
+        self._hold()
         self.throttler.mark_ready(pod.slot)
         self._set_health(RevisionHealth(True, "", ""))
-        status = await pod.instance.exited
+        await cap_while_running(pod.log_path, self.log_limits, pod.instance.exited, self.clock)
+        status = pod.instance.exited.result()
         if pod.phase == "Running":  # died on its own
             pod.phase = "Failed"
             self._forget(pod)
@@ -177,7 +237,7 @@ class RevisionRunner:
             self._failures += 1
             if self.ready_count == 0:
                 self._set_health(RevisionHealth(
-                    False, "ExitCode", f"instance exited with status {status}; last log lines:\n{lines}", failed=True
+                    False, "ExitCode", f"instance exited with status {status}\nlast log lines:\n{lines}", failed=True
                 ))
             self._wake.set()
 
@@ -196,7 +256,28 @@ class RevisionRunner:
         pod.slot.pool.close()
         if pod in self.pods:
             self.pods.remove(pod)
+        if pod.counted:
+            pod.counted = False
+            self.budget.give_back()
         self.on_change()
+
+    def _refuse(self, message: str, limit: bool = False) -> None:
+        """Requests held for this revision (and new ones, until an instance is ready) get a short reason."""
+        name = self.key[1]
+        self.throttler.refuse(f"{public_reason(message)} (details: `wisp describe revision {name}`)")
+        self._refused_for_limit = limit
+
+    def _hold(self) -> None:
+        """Hold requests again while no instance is ready (an instance is starting, or will on demand)."""
+        self.throttler.refuse(None)
+        self._refused_for_limit = False
+
+    def _set_shortfall(self, shortfall: Shortfall | None) -> None:
+        if shortfall != self.shortfall:
+            if shortfall is None and self._refused_for_limit:
+                self._hold()  # room again: requests are held for the instance that starts
+            self.shortfall = shortfall
+            self.on_change()
 
     def _background(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]

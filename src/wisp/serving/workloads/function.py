@@ -10,9 +10,12 @@ import logging
 import os
 import signal
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from wisp.serving.workloads.backoff import Backoff
 from wisp.serving.workloads.probe import wait_ready
 from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import WorkloadError, WorkloadSpec
@@ -61,16 +64,30 @@ class FunctionInstance:
 
 
 class FunctionRuntime:
-    """One template process per revision; `spawn` asks it to fork an instance."""
+    """One template process per revision; `spawn` asks it to fork an instance.
 
-    def __init__(self, spec: WorkloadSpec, python: str = sys.executable) -> None:
+    The template is supervised: when it dies (its instances die with it), it is started again after a
+    `Backoff` delay. A `spawn` while a restart is under way waits for it; during a backoff wait after a failed
+    restart it fails at once with the reason, so the revision reports it and held requests are answered."""
+
+    def __init__(self, spec: WorkloadSpec, python: str = sys.executable, backoff: Backoff | None = None,
+                 now: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.spec = spec
         self.python = python
         self.signature: str | None = None
         self.template_log: collections.deque[str] = collections.deque(maxlen=TEMPLATE_LOG_LINES)
+        self.restarts = 0
+        self.backoff = backoff or Backoff()
+        self._now = now
+        self._sleep = sleep
         self._proc: asyncio.subprocess.Process | None = None
+        # The template that forks: resolved once it has loaded the function; failed with the reason while it
+        # cannot (a restart failed and the next is waiting out its backoff).
+        self._ready: asyncio.Future[asyncio.subprocess.Process] | None = None
+        self._replies: asyncio.Task[None] | None = None  # the current template's reply reader
         self._tasks: list[asyncio.Task[None]] = []
-        self._started: asyncio.Future[str] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[FunctionInstance]] = {}
         self._spawning: dict[str, tuple[int, Path]] = {}
         self._instances: dict[int, FunctionInstance] = {}
@@ -80,6 +97,10 @@ class FunctionRuntime:
     @property
     def instances(self) -> list[FunctionInstance]:
         return list(self._instances.values())
+
+    @property
+    def template_pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
 
     async def start(self) -> None:
         spec = self.spec
@@ -92,39 +113,18 @@ class FunctionRuntime:
             raise WorkloadError(
                 f"function revision {spec.revision}: code directory {spec.directory} does not exist"
             )
-        env = dict(spec.env)
-        env.setdefault("PATH", os.environ.get("PATH", os.defpath))
-        env["FUNCTION_TARGET"] = spec.function_target
-        loop = asyncio.get_running_loop()
-        self._started = loop.create_future()
-        self._proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "wisp.serving.workloads.template",
-            "--target", spec.function_target, "--drain", str(spec.timeout_seconds),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=spec.directory, env=env, start_new_session=True,
-        )
-        self._tasks = [
-            asyncio.create_task(self._read_replies(self._proc), name=f"template-replies-{spec.revision}"),
-            asyncio.create_task(self._read_log(self._proc), name=f"template-log-{spec.revision}"),
-        ]
         try:
-            self.signature = await asyncio.wait_for(asyncio.shield(self._started), START_TIMEOUT)
-        except BaseException as e:
+            proc = await self._load()
+        except BaseException:
             await self.stop()
-            if isinstance(e, TimeoutError):
-                raise WorkloadError(
-                    f"function {spec.function_target} in {spec.directory} did not load within "
-                    f"{START_TIMEOUT:g}s"
-                ) from None
             raise
-        logger.info("revision %s: template pid %d ready (%s)", spec.revision, self._proc.pid, self.signature)
+        self._ready = asyncio.get_running_loop().create_future()
+        self._ready.set_result(proc)
+        self._supervisor = asyncio.create_task(self._supervise(proc), name=f"template-supervisor-{spec.revision}")
 
     async def spawn(self, name: str, port: int, log_path: Path) -> FunctionInstance:
-        proc = self._proc
-        if proc is None or proc.stdin is None or self._started is None or not self._started.done():
-            raise WorkloadError(f"revision {self.spec.revision}: the function template is not started")
-        if proc.returncode is not None or self._closed:
-            raise WorkloadError(f"revision {self.spec.revision}: the function template has exited")
+        proc = await self._template()
+        assert proc.stdin is not None
         log_path.parent.mkdir(parents=True, exist_ok=True)
         future: asyncio.Future[FunctionInstance] = asyncio.get_running_loop().create_future()
         self._pending[name] = future
@@ -145,6 +145,12 @@ class FunctionRuntime:
     async def stop(self) -> None:
         """Kill instances still running (terminate them first to drain), then end the template."""
         self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
         for instance in list(self._instances.values()):
             instance.kill()
         proc = self._proc
@@ -161,7 +167,113 @@ class FunctionRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _read_replies(self, proc: asyncio.subprocess.Process) -> None:
+    # -- the template process --------------------------------------------------------------------
+    async def _template(self) -> asyncio.subprocess.Process:
+        """A live template to fork from, waiting (bounded) for one being restarted."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._closed and self._ready is not None:
+            ready = self._ready
+            try:
+                # Shielded: one spawn giving up must not cancel the template's readiness for the others.
+                proc = await asyncio.wait_for(asyncio.shield(ready), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise WorkloadError(f"revision {self.spec.revision}: the function template did not come back "
+                                    f"within {START_TIMEOUT:g}s") from None
+            if proc.returncode is None and proc.stdin is not None and not proc.stdin.is_closing():
+                return proc
+            replies = self._replies
+            if ready is self._ready and proc is self._proc and replies is not None and not replies.done():
+                # Dead, but its exit is not processed yet: once it is, `_ready` stands for the next template.
+                await asyncio.shield(replies)
+            if ready is self._ready:
+                break
+        raise WorkloadError(f"revision {self.spec.revision}: the function template is not running")
+
+    async def _load(self) -> asyncio.subprocess.Process:
+        """Start a template and wait until it has loaded the function; WorkloadError (it is gone) if it cannot."""
+        spec = self.spec
+        assert spec.directory is not None
+        env = dict(spec.env)
+        env.setdefault("PATH", os.environ.get("PATH", os.defpath))
+        env["FUNCTION_TARGET"] = spec.function_target
+        started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        started.add_done_callback(_retrieved)  # a load abandoned by `stop` fails it with nobody left to look
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.python, "-m", "wisp.serving.workloads.template",
+                "--target", spec.function_target, "--drain", str(spec.timeout_seconds),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                cwd=spec.directory, env=env, start_new_session=True,
+            )
+        except OSError as e:
+            raise WorkloadError(f"function revision {spec.revision}: cannot start {self.python}: {e}") from None
+        self._proc = proc
+        self._replies = asyncio.create_task(self._read_replies(proc, started), name=f"template-replies-{spec.revision}")
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks += [self._replies, asyncio.create_task(self._read_log(proc), name=f"template-log-{spec.revision}")]
+        try:
+            self.signature = await asyncio.wait_for(asyncio.shield(started), START_TIMEOUT)
+        except BaseException as e:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            if isinstance(e, TimeoutError):
+                raise WorkloadError(
+                    f"function {spec.function_target} did not load within {START_TIMEOUT:g}s (in {spec.directory})"
+                ) from None
+            raise
+        logger.info("revision %s: template pid %d ready (%s)", spec.revision, proc.pid, self.signature)
+        return proc
+
+    async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
+        """Restart the template whenever it dies, until `stop`."""
+        loop = asyncio.get_running_loop()
+        self.backoff.started(self._now())
+        failed: WorkloadError | None = None  # why the last restart failed
+        while True:
+            assert self._replies is not None
+            # Ends once the template has exited and its instances are accounted for; shielded, since `stop`
+            # cancels this task and the reader must still report the exits.
+            await asyncio.shield(self._replies)
+            if self._closed:
+                return
+            status = proc.returncode
+            delay = self.backoff.next_delay(self._now())
+            self.restarts += 1
+            logger.warning("revision %s: function template (pid %d) exited with status %s; restart %d in %gs",
+                           self.spec.revision, proc.pid, status, self.restarts, delay)
+            if delay > 0:
+                why = str(failed) if failed is not None else (
+                    f"the function template of revision {self.spec.revision} exited with status {status}\n"
+                    f"{self._template_tail()}")
+                self._fail_ready(WorkloadError(f"{why}\n(restart {self.restarts} in {delay:g}s)"))
+                await self._sleep(delay)
+            if self._ready is None or self._ready.done():
+                self._ready = loop.create_future()
+            try:
+                proc = await self._load()
+            except WorkloadError as exc:
+                logger.warning("revision %s: function template restart failed: %s", self.spec.revision, exc)
+                self._fail_ready(exc)
+                failed = exc
+                assert self._proc is not None
+                proc = self._proc  # the failed one (or, if none could be started, the last): wait for its end
+                continue
+            failed = None
+            self.backoff.started(self._now())
+            if not self._ready.done():
+                self._ready.set_result(proc)
+
+    def _fail_ready(self, error: WorkloadError) -> None:
+        """Spawns waiting for the template get `error`, and so do new ones until the next attempt starts."""
+        if self._ready is None or self._ready.done():
+            self._ready = asyncio.get_running_loop().create_future()
+        self._ready.set_exception(error)
+        _retrieved(self._ready)  # nobody may be waiting, and that is not worth a warning
+
+    def _template_tail(self) -> str:
+        return "\n".join(list(self.template_log)[-20:]) or "(no output)"
+
+    async def _read_replies(self, proc: asyncio.subprocess.Process, started: asyncio.Future[str]) -> None:
         assert proc.stdout is not None
         while line := await proc.stdout.readline():
             try:
@@ -169,16 +281,16 @@ class FunctionRuntime:
             except ValueError:
                 logger.warning("revision %s: bad reply from template: %r", self.spec.revision, line)
                 continue
-            self._on_reply(message)
+            self._on_reply(message, started)
         await proc.wait()
-        self._on_template_exit(proc.returncode)
+        self._on_template_exit(proc.returncode, started)
 
-    def _on_reply(self, message: dict[str, Any]) -> None:
+    def _on_reply(self, message: dict[str, Any], started: asyncio.Future[str]) -> None:
         event = message.get("ev")
-        if event == "ready" and self._started is not None and not self._started.done():
-            self._started.set_result(str(message.get("signature")))
-        elif event == "error" and self._started is not None and not self._started.done():
-            self._started.set_exception(WorkloadError(self._load_error(str(message.get("message", "")))))
+        if event == "ready" and not started.done():
+            started.set_result(str(message.get("signature")))
+        elif event == "error" and not started.done():
+            started.set_exception(WorkloadError(self._load_error(message)))
         elif event == "forked":
             name, pid = str(message["name"]), int(message["pid"])
             port, log_path = self._spawning[name]
@@ -203,20 +315,25 @@ class FunctionRuntime:
             if found is not None and not found.exited.done():
                 found.exited.set_result(int(message["status"]))
 
-    def _on_template_exit(self, returncode: int | None) -> None:
+    def _on_template_exit(self, returncode: int | None, started: asyncio.Future[str]) -> None:
         if not self._closed:
             logger.warning("revision %s: function template exited with %s", self.spec.revision, returncode)
-        if self._started is not None and not self._started.done():
-            log = "\n".join(list(self.template_log)[-20:]) or "(no output)"
-            self._started.set_exception(WorkloadError(
-                f"function template for revision {self.spec.revision} exited with status {returncode} "
-                f"before loading {self.spec.function_target}:\n{log}"
+        if not started.done():
+            started.set_exception(WorkloadError(
+                f"the function template of revision {self.spec.revision} exited with status {returncode} "
+                f"before loading {self.spec.function_target}\n{self._template_tail()}"
             ))
+        ready = self._ready
+        if not self._closed and ready is not None and ready.done() and not ready.cancelled() \
+                and ready.exception() is None:
+            # A template that served has died: spawns from now on wait for its restart.
+            self._ready = asyncio.get_running_loop().create_future()
         # Instances die with their template (PR_SET_PDEATHSIG); nobody is left to report their status.
         for instance in self._instances.values():
             if not instance.exited.done():
                 instance.exited.set_result(-signal.SIGKILL)
         self._instances.clear()
+        self._early_listening.clear()
         gone = WorkloadError(f"revision {self.spec.revision}: the function template exited")
         for future in self._pending.values():
             if not future.done():
@@ -229,9 +346,18 @@ class FunctionRuntime:
             self.template_log.append(text)
             logger.debug("template %s: %s", self.spec.revision, text)
 
-    def _load_error(self, trace: str) -> str:
-        lines = trace.strip().splitlines()
+    def _load_error(self, message: dict[str, Any]) -> str:
+        """First line: what failed, naming no path outside the code (clients may see it); then the traceback."""
+        kind = str(message.get("type") or "error")
+        where = message.get("where")
+        lines = str(message.get("message", "")).strip().splitlines()
         return (
-            f"function {self.spec.function_target} in {self.spec.directory} failed to load:\n"
+            f"function {self.spec.function_target} failed to load: {kind}{f' in {where}' if where else ''}\n"
             + "\n".join(lines[-8:])
         )
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (asyncio warns about unseen ones when they are collected)."""
+    if future.done() and not future.cancelled():
+        future.exception()

@@ -51,7 +51,7 @@ async def wait_ready(what: str, port: int, probe: Probe, exited: asyncio.Future[
     while True:
         if exited.done():
             raise WorkloadError(
-                f"{what} exited with status {exited.result()} before it was ready; last log lines:\n"
+                f"{what} exited with status {exited.result()} before it was ready\nlast log lines:\n"
                 f"{tail_text(log_path, LOG_LINES)}"
             )
         # The instance's own "listening" report proves what a TCP probe would: skip the extra connect.
@@ -61,7 +61,7 @@ async def wait_ready(what: str, port: int, probe: Probe, exited: asyncio.Future[
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise WorkloadError(
-                f"{what} was not ready on port {port} after {timeout:g}s; last log lines:\n"
+                f"{what} was not ready on port {port} after {timeout:g}s\nlast log lines:\n"
                 f"{tail_text(log_path, LOG_LINES)}"
             )
         # Wake at once if the process dies instead of sleeping through the period.

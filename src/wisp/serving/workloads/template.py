@@ -279,6 +279,19 @@ def _reply(fd: int, message: dict[str, Any]) -> None:
     os.write(fd, (json.dumps(message) + "\n").encode())
 
 
+def _user_frame(exc: BaseException, root: str) -> str | None:
+    """The file of the user's code where loading failed, relative to the code directory (for a short reason
+    that names no path outside it): the innermost traceback frame under `root`, or a SyntaxError's file."""
+    candidates = [frame.filename for frame in traceback.extract_tb(exc.__traceback__)]
+    if isinstance(exc, SyntaxError) and exc.filename:
+        candidates.append(exc.filename)
+    for filename in reversed(candidates):
+        path = os.path.abspath(filename)
+        if path.startswith(root.rstrip(os.sep) + os.sep):
+            return os.path.relpath(path, root)
+    return None
+
+
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL this process when the template dies, so no instance outlives its template."""
     if not sys.platform.startswith("linux"):
@@ -311,8 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         config.load()
         loop_factory = config.get_loop_factory()
         _preload()
-    except BaseException:
-        _reply(reply_fd, {"ev": "error", "message": traceback.format_exc()})
+    except BaseException as exc:
+        _reply(reply_fd, {"ev": "error", "message": traceback.format_exc(), "type": type(exc).__name__,
+                          "where": _user_frame(exc, cwd)})
         return 1
     if threading.active_count() > 1:
         print(
