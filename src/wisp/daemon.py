@@ -36,6 +36,7 @@ from wisp.control.kafka_cluster import KafkaCluster
 from wisp.control.serving import ServingReconciler
 from wisp.control.serving_builders import SERVICE_LABEL, Network
 from wisp.control.sinks import BROKER_INGRESS_HOST, SinkResolver
+from wisp.control.stored_check import check_stored
 from wisp.observability.hub import Observability
 from wisp.observability.metrics import RevisionState, SourceState
 from wisp.serving import views
@@ -47,7 +48,8 @@ from wisp.serving.routing import RoutingTable
 from wisp.serving.workloads import make_runtime
 from wisp.serving.workloads.log_rotation import LogLimits
 from wisp.serving.workloads.logs import MAX_TAIL_BYTES, follow, tail_async
-from wisp.store import Store
+from wisp.store import Store, StoreError
+from wisp.store.state_dir import prepare as prepare_state_dir
 from wisp.types import Clock, Resource
 
 log = logging.getLogger("wisp")
@@ -161,7 +163,7 @@ class Daemon:
         self._api_sock = _bind(opts.host, opts.api_port, "control API")
         network = Network(opts.domain, self._ingress_sock.getsockname()[1])
         self.network = network
-        self.store.open()
+        self._open_store()
         self.obs = Observability(os.environ, self_urls=[f"http://{opts.host}:{opts.api_port}",
                                                         f"http://127.0.0.1:{opts.api_port}"],
                                  revisions=self._revision_states, sources=self._source_states)
@@ -193,6 +195,20 @@ class Daemon:
         for server in (api, ingress):
             await server.start()
             self._servers.append(server)
+
+    def _open_store(self) -> None:
+        """The state dir made private, then the store opened and its objects checked before anything acts on
+        them: a damaged database stops the start; a damaged or invalid object is set aside and reported."""
+        prepare_state_dir(self.options.state_dir)
+        try:
+            self.store.open()
+        except StoreError as exc:
+            for sock in (self._ingress_sock, self._api_sock):
+                if sock is not None:
+                    sock.close()
+            raise StartupError(str(exc)) from exc
+        for report in check_stored(self.store, str(self.options.state_dir / "store.db")):
+            log.error("%s", report)
 
     async def stop(self) -> None:
         # Event dispatchers first: they stop taking events while the ingress can still deliver the ones
@@ -339,7 +355,7 @@ async def serve(options: DaemonOptions, stop: asyncio.Event, hurry: asyncio.Even
             try:
                 for line in daemon.apply_paths(options.paths):
                     print(line)
-            except ManifestError as exc:
+            except (ManifestError, StoreError) as exc:
                 print(f"wisp: {exc}", file=sys.stderr)
                 return 1
         # Ctrl-C while services start (a large scale-up, a slow import) stops at once, not after the wait.

@@ -76,9 +76,7 @@ def _manifest_error(exc: ManifestError, items: list[Any]) -> JSONResponse:
 
 async def _refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Refused)
-    # A refused body may be only partly read: the connection cannot carry another request.
-    headers = {"connection": "close"} if exc.code == 413 else None
-    return JSONResponse(exc.status(), status_code=exc.code, headers=headers)
+    return JSONResponse(exc.status(), status_code=exc.code)
 
 
 async def _store_full(request: Request, exc: Exception) -> Response:

@@ -2,7 +2,9 @@
 
 413 RequestEntityTooLarge with the API server's message (`Request entity too large: limit is 3145728`): a
 declared Content-Length over the limit is refused before a byte of the body is read; a chunked body is counted
-as it arrives and refused as soon as it passes the limit.
+as it arrives and refused as soon as it passes the limit. The connection stays open and the server discards the
+rest of the body as it comes: closing it under a client still sending would reset the connection and lose the
+answer before most clients read it (they send the whole body first).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def _content_length(scope: Scope) -> int | None:
 async def _answer(send: Send, refused: Refused) -> None:
     body = refused.body()
     headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json"),
-                                          (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+                                          (b"content-length", str(len(body)).encode())]
     start: dict[str, Any] = {"type": "http.response.start", "status": refused.code, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": body})

@@ -129,7 +129,8 @@ class Store:
         db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+            problems = [line.strip() for row in db.execute("PRAGMA quick_check(5)") for line in str(row[0]).splitlines()
+                        if line.strip() and not line.startswith("***")]
             if problems != ["ok"]:
                 raise StoreCorrupt(corrupt_message(self._path, "quick_check: " + "; ".join(problems)))
             db.execute("PRAGMA synchronous=NORMAL")
