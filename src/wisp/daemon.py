@@ -202,12 +202,13 @@ class Daemon:
         prepare_state_dir(self.options.state_dir)
         try:
             self.store.open()
-        except StoreError as exc:
+            reports = check_stored(self.store, str(self.options.state_dir / "store.db"))
+        except StoreError as exc:  # damaged, locked by another wisp, unwritable, or a full disk
             for sock in (self._ingress_sock, self._api_sock):
                 if sock is not None:
                     sock.close()
             raise StartupError(str(exc)) from exc
-        for report in check_stored(self.store, str(self.options.state_dir / "store.db")):
+        for report in reports:
             log.error("%s", report)
 
     async def stop(self) -> None:
