@@ -171,6 +171,25 @@ async def test_a_set_aside_object_can_be_applied_again(tmp_path: Path) -> None:
         assert response.status_code == 200 and response.json()["items"][0]["action"] == "created"
 
 
+def test_a_store_from_before_checksums_is_trusted_as_it_is(tmp_path: Path) -> None:
+    body = '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "old", "namespace": "default"}}'
+    with contextlib.closing(sqlite3.connect(tmp_path / "store.db")) as db:
+        db.execute("CREATE TABLE resources (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,"
+                   " body TEXT NOT NULL, PRIMARY KEY (kind, namespace, name))")
+        db.execute("INSERT INTO resources VALUES ('/configmaps', 'default', 'old', ?)", (body,))
+        db.commit()
+    store = _store(tmp_path)
+    assert store.damaged() == []
+    assert store.get(k.CONFIG_MAP, "default", "old") is not None
+    store.close()
+    data = bytearray((tmp_path / "store.db").read_bytes())
+    at = data.find(b'"name": "old"')
+    data[at + 10] ^= 0x01  # now that it has a checksum, a change is seen
+    (tmp_path / "store.db").write_bytes(bytes(data))
+    store = _store(tmp_path)
+    assert [row.name for row in store.damaged()] == ["old"]
+
+
 # -- a full disk -----------------------------------------------------------------------------------------
 
 
