@@ -16,7 +16,7 @@ from wisp.observability.recorder import SpanRecorder
 from wisp.observability.traceparent import start_or_continue
 from wisp.serving.routing import RevisionKey, RoutingTable
 from wisp.serving.throttler import NoCapacity, QueueFull, Slot, Throttler, Unavailable
-from wisp.serving.upstream import HOP_BY_HOP, UpstreamError, UpstreamTimeout
+from wisp.serving.upstream import HOP_BY_HOP, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -255,38 +255,50 @@ class Ingress:
             return 499
         # time.monotonic(), not loop.time(): asyncio.get_running_loop() costs a getpid() system call.
         deadline = time.monotonic() + timeouts.total if timeouts.total else None
-        slot = throttler.try_acquire()
+        slot: Slot | int | None = throttler.try_acquire()
         if slot is None:
+            slot = await self._acquire(send, key, throttler, deadline)
+        while not isinstance(slot, int):
             try:
-                slot = await throttler.acquire(_remaining(deadline))
-            except QueueFull as exc:
-                await respond(send, 503, f"revision {key[1]} is overloaded: {exc}")
-                return 503
-            except Unavailable as exc:
-                await respond(send, 503, f"revision {key[1]} is unavailable: {exc}")
-                return 503
-            except NoCapacity:
-                await respond(send, 504, f"no instance of revision {key[1]} became available within the timeout")
-                return 504
+                return await self._exchange(send, head, body, key, slot, timeouts, deadline)
+            except UpstreamUnreachable:
+                # Its instance has just died (the request was queued behind one that crashed) and the request
+                # was not sent: it waits for another instance like any queued request.
+                pass
+            finally:
+                throttler.release(slot)
+            slot = await self._acquire(send, key, throttler, deadline)
+        return slot
+
+    @staticmethod
+    async def _acquire(send: Send, key: RevisionKey, throttler: Throttler, deadline: float | None) -> Slot | int:
+        """A slot, after waiting in the queue; or the status code of the answer sent instead."""
         try:
-            return await self._exchange(send, head, body, key, slot, timeouts, deadline)
-        finally:
-            throttler.release(slot)
+            return await throttler.acquire(_remaining(deadline))
+        except QueueFull as exc:
+            await respond(send, 503, f"revision {key[1]} is overloaded: {exc}")
+            return 503
+        except Unavailable as exc:
+            await respond(send, 503, f"revision {key[1]} is unavailable: {exc}")
+            return 503
+        except NoCapacity:
+            await respond(send, 504, f"no instance of revision {key[1]} became available within the timeout")
+            return 504
 
     @staticmethod
     async def _exchange(
         send: Send, head: _Head, body: bytes, key: RevisionKey, slot: Slot, timeouts: Timeouts,
         deadline: float | None,
     ) -> int:
-        parts = head.parts
-        parts.append(b"content-length: %d\r\n\r\n" % len(body))
-        if body:
-            parts.append(body)
+        # Not appended to head.parts: a request sent to an unreachable instance is sent again to another one.
+        request = b"".join((*head.parts, b"content-length: %d\r\n\r\n" % len(body), body))
         start_limit = _remaining(deadline)
         if timeouts.response_start:
             start_limit = min(start_limit or timeouts.response_start, timeouts.response_start)
         try:
-            response = await slot.pool.request(b"".join(parts), start_limit)
+            response = await slot.pool.request(request, start_limit)
+        except UpstreamUnreachable:
+            raise
         except UpstreamTimeout:
             await respond(send, 504, f"revision {key[1]} did not answer within the timeout")
             return 504

@@ -40,7 +40,8 @@ class Slot:
     requests_total: int = 0
 
     def has_room(self) -> bool:
-        return self.ready and (self.capacity == 0 or self.in_flight < self.capacity)
+        # An unreachable instance (it refused a connection: dead, before its runner knows) gets no more requests.
+        return self.ready and not self.pool.unreachable and (self.capacity == 0 or self.in_flight < self.capacity)
 
 
 @dataclass

@@ -34,6 +34,11 @@ class UpstreamTimeout(UpstreamError):
     pass
 
 
+class UpstreamUnreachable(UpstreamError):
+    """Nothing listens on the instance's port any more (it died, or it drains): the request was not sent, so
+    another instance may take it. The pool is marked `unreachable` and takes no more requests."""
+
+
 class Watchdog:
     """Deadlines for many futures with one timer that ticks only while something is watched.
 
@@ -253,12 +258,16 @@ class UpstreamPool:
         self._idle: deque[_Connection] = deque()
         self._max_idle = max_idle
         self._closed = False
+        self.unreachable = False
         self.watchdog = Watchdog()
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(lambda: _Connection(self, loop), self.host, self.port)
+        except ConnectionRefusedError as exc:
+            self.unreachable = True
+            raise UpstreamUnreachable(f"nothing listens at {self.host}:{self.port}", sent=False) from exc
         except OSError as exc:
             raise UpstreamError(f"cannot connect to instance at {self.host}:{self.port}: {exc}", sent=False) from exc
         return conn

@@ -28,6 +28,10 @@ STOP_GRACE = 5.0
 TEMPLATE_LOG_LINES = 200
 
 
+class _TemplateGone(WorkloadError):
+    """The template died while it had a fork order."""
+
+
 class FunctionInstance:
     """A forked worker of a function revision; `exited` is resolved by the template's exit report."""
 
@@ -123,9 +127,15 @@ class FunctionRuntime:
         self._supervisor = asyncio.create_task(self._supervise(proc), name=f"template-supervisor-{spec.revision}")
 
     async def spawn(self, name: str, port: int, log_path: Path) -> FunctionInstance:
-        proc = await self._template()
-        assert proc.stdin is not None
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return await self._fork(await self._template(), name, port, log_path)
+        except _TemplateGone:
+            # It died under the order (a kill just now): ask the template that replaces it.
+            return await self._fork(await self._template(), name, port, log_path)
+
+    async def _fork(self, proc: asyncio.subprocess.Process, name: str, port: int, log_path: Path) -> FunctionInstance:
+        assert proc.stdin is not None
         future: asyncio.Future[FunctionInstance] = asyncio.get_running_loop().create_future()
         self._pending[name] = future
         self._spawning[name] = (port, log_path)
@@ -134,9 +144,11 @@ class FunctionRuntime:
             proc.stdin.write((json.dumps(order) + "\n").encode())
             await proc.stdin.drain()
             return await asyncio.wait_for(future, FORK_TIMEOUT)
-        except (ConnectionError, TimeoutError) as e:
+        except ConnectionError as e:
+            raise _TemplateGone(f"revision {self.spec.revision}: could not fork instance {name}: {e!r}") from None
+        except TimeoutError:
             raise WorkloadError(
-                f"revision {self.spec.revision}: could not fork instance {name}: {e!r}"
+                f"revision {self.spec.revision}: could not fork instance {name} within {FORK_TIMEOUT:g}s"
             ) from None
         finally:
             self._pending.pop(name, None)
@@ -334,7 +346,7 @@ class FunctionRuntime:
                 instance.exited.set_result(-signal.SIGKILL)
         self._instances.clear()
         self._early_listening.clear()
-        gone = WorkloadError(f"revision {self.spec.revision}: the function template exited")
+        gone = _TemplateGone(f"revision {self.spec.revision}: the function template exited")
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(gone)
