@@ -427,16 +427,16 @@ def test_ownership_is_by_uid_not_by_name(store: Store) -> None:
     assert store.get(k.CONFIGURATION, "default", "hello") == orphan
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: Store._delete_tree deletes an object when ANY of its ownerReferences names the deleted owner; "
-    "Kubernetes' garbage collector deletes a dependent only once ALL its owners are gone (it drops the "
-    "dangling reference otherwise)"))
 def test_an_object_with_another_live_owner_survives(store: Store) -> None:
     first = store.create(k.SERVICE, ksvc("first"))
     second = store.create(k.SERVICE, ksvc("second"))
     store.create(k.CONFIG_MAP, owned(k.CONFIG_MAP, "shared", first, second))
     store.delete(k.SERVICE, "default", "first")
-    assert store.get(k.CONFIG_MAP, "default", "shared") is not None
+    kept = store.get(k.CONFIG_MAP, "default", "shared")
+    assert kept is not None
+    assert [ref["uid"] for ref in kept["metadata"]["ownerReferences"]] == [second["metadata"]["uid"]]
+    store.delete(k.SERVICE, "default", "second")
+    assert store.get(k.CONFIG_MAP, "default", "shared") is None
 
 
 # -- watch -------------------------------------------------------------------------------------------

@@ -395,12 +395,27 @@ class Store:
         meta = resource["metadata"]
         namespace = self._ns(kind, meta.get("namespace"))
         for child_kind, child in self._owned_by(meta["uid"], namespace):
-            self._delete_tree(child_kind, child, events)
+            others = [ref for ref in child["metadata"]["ownerReferences"] if ref.get("uid") != meta["uid"]]
+            if any(self._uid_exists(ref.get("uid"), namespace) for ref in others):
+                # Kubernetes' garbage collector deletes a dependent only once all its owners are gone;
+                # until then it just drops the reference to the one that went.
+                kept = copy.deepcopy(child)
+                kept["metadata"]["ownerReferences"] = others
+                kept["metadata"]["resourceVersion"] = str(self._next_version())
+                self._write(child_kind, kept)
+                events.append(StoreEvent("MODIFIED", child_kind, kept))
+            else:
+                self._delete_tree(child_kind, child, events)
         self.db.execute(
             "DELETE FROM resources WHERE kind=? AND namespace=? AND name=?",
             (_kind_key(kind), namespace, meta["name"]),
         )
         events.append(StoreEvent("DELETED", kind, resource))
+
+    def _uid_exists(self, uid: object, namespace: str) -> bool:
+        # Owners live in the dependent's namespace or are cluster-scoped (stored under "").
+        rows = self.db.execute("SELECT body FROM resources WHERE namespace IN (?, '')", (namespace,))
+        return any(json.loads(body).get("metadata", {}).get("uid") == uid for (body,) in rows.fetchall())
 
     def _owned_by(self, uid: str, namespace: str) -> _List[tuple[Kind, Resource]]:
         owned: _List[tuple[Kind, Resource]] = []
