@@ -7,6 +7,7 @@ import pytest
 from wisp.api.errors import ManifestError
 from wisp.serving.autoscaler.annotations import resolve_scaling, validate_annotations
 from wisp.serving.autoscaler.config import (
+    ONE_MACHINE_SCALE_LIMIT,
     AutoscalerConfig,
     DefaultsConfig,
     format_go_duration,
@@ -26,6 +27,7 @@ def errors_of(annotations: dict[str, str], **kw: object) -> dict[str, str]:
 
 
 def test_config_defaults_match_knative() -> None:
+    """Knative's defaults, but for the scale limit a single machine needs (see ONE_MACHINE_SCALE_LIMIT)."""
     c = parse_config_autoscaler({})
     assert c == AutoscalerConfig()
     assert c.target_utilization == pytest.approx(0.7)
@@ -34,7 +36,10 @@ def test_config_defaults_match_knative() -> None:
     assert (c.panic_threshold_percentage, c.max_scale_up_rate, c.max_scale_down_rate) == (200, 1000, 2)
     assert (c.scale_to_zero_grace_period, c.scale_to_zero_pod_retention_period) == (30, 0)
     assert c.enable_scale_to_zero and c.initial_scale == 1 and not c.allow_zero_initial_scale
-    assert (c.min_scale, c.max_scale, c.max_scale_limit, c.activation_scale) == (0, 0, 0, 1)
+    assert (c.min_scale, c.max_scale, c.max_scale_limit, c.activation_scale) == (0, 100, 100, 1)
+    assert ONE_MACHINE_SCALE_LIMIT == 100
+    knative = parse_config_autoscaler({"max-scale-limit": "0", "max-scale": "0"})
+    assert (knative.max_scale, knative.max_scale_limit) == (0, 0)
     assert c.scale_down_delay == 0 and c.pod_autoscaler_class == "kpa.autoscaling.knative.dev"
 
 
@@ -204,7 +209,8 @@ def test_max_scale_must_be_at_least_min_scale() -> None:
     assert errs == {f"[{A}max-scale]": "must be >= min-scale"}
     errs = errors_of({A + "minScale": "5", A + "maxScale": "2"})
     assert errs == {f"[{A}maxScale]": "must be >= min-scale"}
-    assert errors_of({A + "min-scale": "5", A + "max-scale": "0"}) == {}  # 0 = unbounded
+    unlimited = AutoscalerConfig(max_scale=0, max_scale_limit=0)  # Knative's own defaults
+    assert errors_of({A + "min-scale": "5", A + "max-scale": "0"}, config=unlimited) == {}  # 0 = unbounded
 
 
 def test_error_nests_under_metadata_annotations() -> None:

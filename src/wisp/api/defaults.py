@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from wisp.api.shape import shape_error, without_nulls
 from wisp.types import Resource
 
 DEFAULT_NAMESPACE = "default"
@@ -38,16 +38,21 @@ class RevisionDefaults:
 
 
 def apply_defaults(resource: Resource, revision_defaults: RevisionDefaults | None = None) -> Resource:
-    """A copy of `resource` with every default Knative (or Kubernetes) would fill in."""
-    out = copy.deepcopy(resource)
+    """A copy of `resource` with every default Knative (or Kubernetes) would fill in.
+
+    Explicit nulls are dropped first, as the API server prunes them. Defaults are filled only where a field
+    is absent: a field of the wrong type is left as it is, for validation to name.
+    """
+    if shape_error(resource) is not None:
+        return dict(resource)  # too deep to walk, or not text: validation refuses it
+    out: Resource = without_nulls(resource)
     meta = out.setdefault("metadata", {})
-    namespaced = (out.get("apiVersion"), out.get("kind")) not in _CLUSTER_SCOPED
-    if isinstance(meta, dict) and namespaced and not meta.get("namespace"):
+    api_version, kind = out.get("apiVersion"), out.get("kind")
+    if not isinstance(meta, dict) or not isinstance(api_version, str) or not isinstance(kind, str):
+        return out  # validation names the field
+    if (api_version, kind) not in _CLUSTER_SCOPED and _unset(meta, "namespace"):
         meta["namespace"] = DEFAULT_NAMESPACE
-    group = str(out.get("apiVersion", "")).rpartition("/")[0]
-    key = (group, str(out.get("kind")))
-    if not isinstance(meta, dict):
-        return out
+    key = (api_version.rpartition("/")[0], kind)
     serving = _SERVING_DEFAULTERS.get(key)
     if serving is not None:
         serving(out, revision_defaults or RevisionDefaults())
@@ -110,7 +115,7 @@ def _workload_class(template_meta: dict[str, Any], owner: Resource) -> None:
     owner_annotations = owner["metadata"].get("annotations")
     owner_annotations = owner_annotations if isinstance(owner_annotations, dict) else {}
     for source in (annotations, owner_annotations):
-        if source.get(WORKLOAD_CLASS_ANNOTATION):
+        if not _unset(source, WORKLOAD_CLASS_ANNOTATION):
             annotations[WORKLOAD_CLASS_ANNOTATION] = source[WORKLOAD_CLASS_ANNOTATION]
             return
     for source in (annotations, owner_annotations):
@@ -132,7 +137,7 @@ def _revision_spec(spec: dict[str, Any], rd: RevisionDefaults) -> None:
     for i, container in enumerate(containers):
         if not isinstance(container, dict):
             continue
-        if not container.get("name"):
+        if _unset(container, "name"):
             container["name"] = USER_CONTAINER_NAME if len(containers) == 1 else f"{USER_CONTAINER_NAME}-{i}"
         if len(containers) == 1 or container.get("ports"):
             _readiness_probe(container)  # Knative probes only the serving container
@@ -146,7 +151,8 @@ def _readiness_probe(container: dict[str, Any]) -> None:
         return
     if not any(probe.get(h) is not None for h in ("httpGet", "tcpSocket", "exec", "grpc")):
         probe["tcpSocket"] = {"port": 0}
-    if not probe.get("successThreshold"):
+    threshold = probe.get("successThreshold")
+    if threshold is None or (type(threshold) is int and threshold == 0):  # not False, which is no integer
         probe["successThreshold"] = 1
     if probe.get("periodSeconds"):  # Kubernetes' own defaults apply once a period is set
         probe.setdefault("failureThreshold", 3)
@@ -154,7 +160,7 @@ def _readiness_probe(container: dict[str, Any]) -> None:
 
 
 def _traffic(spec: dict[str, Any], *, service: bool) -> None:
-    if service and not spec.get("traffic"):
+    if service and spec.get("traffic") in (None, []):
         spec["traffic"] = [{"latestRevision": True, "percent": 100}]
     traffic = spec.get("traffic")
     if not isinstance(traffic, list):
@@ -167,7 +173,7 @@ def _traffic(spec: dict[str, Any], *, service: bool) -> None:
 def _domain_mapping(res: Resource) -> None:
     spec = _mapping(res, "spec")
     ref = _mapping(spec, "ref") if spec is not None else None
-    if ref is not None and not ref.get("namespace"):
+    if ref is not None and _unset(ref, "namespace"):
         ref["namespace"] = res["metadata"]["namespace"]
 
 
@@ -176,16 +182,17 @@ def _domain_mapping(res: Resource) -> None:
 
 def _kafka_source(res: Resource) -> None:
     # v1alpha1 (the seed) and v1 (Knative's docs) share v1beta1's schema; the store keeps v1beta1.
-    if res.get("apiVersion") in ("sources.knative.dev/v1alpha1", "sources.knative.dev/v1"):
+    seed = res.get("apiVersion") == "sources.knative.dev/v1alpha1"
+    if seed or res.get("apiVersion") == "sources.knative.dev/v1":
         res["apiVersion"] = KAFKA_SOURCE_STORAGE_VERSION
     spec = _mapping(res, "spec")
     if spec is None:
         return
     for field in ("topics", "bootstrapServers"):
-        if isinstance(spec.get(field), str):
+        if seed and isinstance(spec.get(field), str):  # only the seed's v1alpha1 writes them comma-separated
             spec[field] = [part.strip() for part in spec[field].split(",") if part.strip()]
     meta = res["metadata"]
-    if not spec.get("consumerGroup"):
+    if _unset(spec, "consumerGroup"):
         # Knative generates a random uuid; a name-derived group keeps offsets across re-applies.
         spec["consumerGroup"] = f"knative-kafka-source-{meta.get('uid') or meta.get('name')}"
     spec.setdefault("initialOffset", "latest")
@@ -200,7 +207,7 @@ def _ping_source(res: Resource) -> None:
     if spec is None:
         return
     spec.setdefault("schedule", "* * * * *")
-    if spec.get("data") is not None and not spec.get("contentType"):
+    if spec.get("data") is not None and _unset(spec, "contentType"):
         spec["contentType"] = "application/json" if _is_json(spec["data"]) else "text/plain"
     _destination(spec, "sink", res["metadata"]["namespace"])
 
@@ -212,7 +219,7 @@ def _sink_binding(res: Resource) -> None:
     namespace = res["metadata"]["namespace"]
     _destination(spec, "sink", namespace)
     subject = _mapping(spec, "subject")
-    if subject is not None and not subject.get("namespace"):
+    if subject is not None and _unset(subject, "namespace"):
         subject["namespace"] = namespace
 
 
@@ -221,7 +228,7 @@ def _broker(res: Resource) -> None:
     annotations = meta.get("annotations")
     if annotations is None:
         annotations = meta["annotations"] = {}
-    if isinstance(annotations, dict) and not annotations.get(BROKER_CLASS_ANNOTATION):
+    if isinstance(annotations, dict) and _unset(annotations, BROKER_CLASS_ANNOTATION):
         annotations[BROKER_CLASS_ANNOTATION] = DEFAULT_BROKER_CLASS
     spec = res.get("spec")
     if spec is None:
@@ -235,7 +242,7 @@ def _trigger(res: Resource) -> None:
     if spec is None:
         return
     namespace = res["metadata"]["namespace"]
-    if not spec.get("broker"):
+    if _unset(spec, "broker"):
         spec["broker"] = "default"
     labels = res["metadata"].get("labels")
     if labels is None:
@@ -254,7 +261,7 @@ def _destination(parent: dict[str, Any], field: str, namespace: str) -> None:
     if "ref" not in dest and "uri" not in dest and {"kind", "name"} & dest.keys():
         dest = parent[field] = {"ref": dest}
     ref = dest.get("ref")
-    if isinstance(ref, dict) and not ref.get("namespace"):
+    if isinstance(ref, dict) and _unset(ref, "namespace"):
         ref["namespace"] = namespace
 
 
@@ -270,15 +277,21 @@ def _delivery(spec: dict[str, Any], namespace: str) -> None:
 def _secret(res: Resource) -> None:
     """Kubernetes merges `stringData` into `data` (base64), stringData winning, and drops it."""
     string_data = res.get("stringData")
-    if not isinstance(string_data, dict):
+    data = res.get("data", {})
+    if not isinstance(string_data, dict) or not isinstance(data, dict):
         return
-    data = res.get("data")
-    merged: dict[str, Any] = dict(data) if isinstance(data, dict) else {}
+    if not all(isinstance(v, str) for v in string_data.values()):
+        return  # left as written, for validation to name the value that is not a string
+    merged: dict[str, Any] = dict(data)
     for key, value in string_data.items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        merged[key] = base64.b64encode(text.encode()).decode()
+        merged[key] = base64.b64encode(value.encode()).decode()
     res["data"] = merged
     del res["stringData"]
+
+
+def _unset(parent: dict[str, Any], field: str) -> bool:
+    """Absent or empty: where Knative fills a default. A value of the wrong type is kept, for validation."""
+    return parent.get(field) in (None, "")
 
 
 def _mapping(parent: dict[str, Any], field: str) -> dict[str, Any] | None:

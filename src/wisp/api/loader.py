@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from wisp.api import bounded_yaml
 from wisp.api.errors import FieldError, ManifestError
 from wisp.types import Resource
 
@@ -36,11 +37,7 @@ def load_paths(paths: Sequence[Path]) -> list[LoadedDoc]:
     """Every resource in the given files and directories (recursively, `*.yaml`/`*.yml`, sorted)."""
     docs: list[LoadedDoc] = []
     for file in _manifest_files(paths):
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ManifestError([FieldError("", f"cannot read: {exc.strerror or exc}")], str(file)) from exc
-        docs.extend(load_text(text, str(file), directory=file.resolve().parent))
+        docs.extend(load_text(_read(file), str(file), directory=file.resolve().parent))
     return docs
 
 
@@ -48,7 +45,7 @@ def load_text(text: str, source: str = "<stdin>", directory: Path | None = None)
     """Every resource in a YAML text; `directory` (default: the working directory) anchors local images."""
     base = (directory if directory is not None else Path.cwd()).resolve()
     try:
-        raw_docs = list(yaml.safe_load_all(text))
+        raw_docs = bounded_yaml.load_all(text)
     except yaml.YAMLError as exc:
         raise ManifestError([FieldError("", _yaml_problem(exc))], _yaml_where(source, exc)) from exc
     docs: list[LoadedDoc] = []
@@ -59,6 +56,22 @@ def load_text(text: str, source: str = "<stdin>", directory: Path | None = None)
         for resource in _expand(raw, where):
             docs.append(LoadedDoc(_with_manifest_dir(resource, base), source, index, base))
     return docs
+
+
+def _read(file: Path) -> str:
+    """A manifest file's text, reading no more than the size a manifest may have."""
+    try:
+        with file.open("rb") as stream:
+            raw = stream.read(bounded_yaml.MAX_TEXT_BYTES + 1)
+    except OSError as exc:
+        raise ManifestError([FieldError("", f"cannot read: {exc.strerror or exc}")], str(file)) from exc
+    if len(raw) > bounded_yaml.MAX_TEXT_BYTES:
+        limit = bounded_yaml.MAX_TEXT_BYTES // (1024 * 1024)
+        raise ManifestError([FieldError("", f"manifest is larger than {limit} MiB")], str(file))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError([FieldError("", f"not UTF-8 text: {exc.reason} at byte {exc.start}")], str(file)) from exc
 
 
 def _manifest_files(paths: Sequence[Path]) -> Iterator[Path]:
@@ -123,6 +136,8 @@ def _with_manifest_dir(resource: Resource, directory: Path) -> Resource:
     if not any(_is_local_image(c.get("image")) for c in _containers(resource)):
         return resource
     meta = dict(resource["metadata"])
+    if not isinstance(meta.get("annotations"), dict | None):
+        return resource  # validation names the bad annotations field
     annotations = dict(meta.get("annotations") or {})
     annotations[MANIFEST_DIR_ANNOTATION] = str(directory)
     meta["annotations"] = annotations

@@ -13,11 +13,13 @@ from wisp.types import Resource
 
 Errors = list[FieldError]
 
-_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?\Z")  # \Z: `$` would allow a trailing newline
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+\Z")
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z")
+
+SECRET_VALUE_OMITTED = "<value omitted>"
 
 _OBJECT_META_FIELDS = frozenset({
     "name", "generateName", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation",
@@ -218,9 +220,8 @@ def validate_secret(res: Resource) -> Errors:
                 )
             )
         elif not isinstance(value, str) or not _is_base64(value):
-            errs.append(
-                invalid(_shorten(value), path, "must be base64-encoded (use stringData for plain text)")
-            )
+            # Never quote a Secret's value back, not even a malformed one: errors reach logs and terminals.
+            errs.append(invalid(SECRET_VALUE_OMITTED, path, "must be base64-encoded (use stringData for plain text)"))
     return errs
 
 

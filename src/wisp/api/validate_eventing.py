@@ -34,12 +34,14 @@ ALIYUN_KAFKA_ANNOTATIONS = (
     "k8s.aliyun.com/retry-count",
     "k8s.aliyun.com/retry-interval",
 )
-_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]+$")
+# Knative sets no upper bound (each consumer is a pod there); wisp runs them all as tasks of the daemon.
+MAX_KAFKA_CONSUMERS = 100
+_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]+\Z")  # \Z: `$` would allow a trailing newline
 _FILTER_DIALECTS = ("exact", "prefix", "suffix", "all", "any", "not", "cesql")
 _CRON_DESCRIPTORS = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 )
-_GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+_GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+\Z")
 
 
 # -- shared shapes -------------------------------------------------------------------------------------
@@ -215,6 +217,14 @@ def validate_kafka_source(res: Resource) -> Errors:
     consumers = spec.get("consumers")
     if not isinstance(consumers, int) or isinstance(consumers, bool) or consumers < 1:
         errs.append(invalid(consumers, "spec.consumers", "must be an integer >= 1"))
+    elif consumers > MAX_KAFKA_CONSUMERS:
+        errs.append(
+            FieldError(
+                "spec.consumers",
+                f"expected 1 <= {consumers} <= {MAX_KAFKA_CONSUMERS}: wisp runs a KafkaSource's consumers "
+                "in its one process (and a consumer beyond the topics' partition count gets no records)",
+            )
+        )
     errs.extend(_kafka_net(spec.get("net"), "spec.net"))
     errs.extend(validate_destination(spec.get("sink"), "spec.sink"))
     errs.extend(_ce_overrides(spec.get("ceOverrides"), "spec.ceOverrides"))

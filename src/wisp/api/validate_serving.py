@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,12 @@ RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091})
 RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
 WORKLOAD_CLASSES = frozenset({"function", "container"})
 WORKLOAD_CLASS_ANNOTATION = "wisp.dev/workload-class"
+
+# Kubernetes' rule since 1.30 (RelaxedEnvironmentVariableValidation): any printable ASCII but '='.
+ENV_NAME_RULE = "a valid environment variable name must consist only of printable ASCII characters other than '='"
+# A process's environment, arguments and paths are C strings: a NUL would cut them short (exec refuses them).
+NUL_RULE = "must not contain a NUL character"
+_ENV_NAME = re.compile(r"[\x20-\x3c\x3e-\x7e]+")
 
 _POD_FIELDS = frozenset(
     {
@@ -188,6 +195,11 @@ def validate_domain_mapping(res: Resource) -> Errors:
     if tls is not None:
         string_in(tls.get("secretName"), "spec.tls.secretName", errs, required=True)
     return errs
+
+
+def env_var_name(name: str) -> bool:
+    """Whether `name` may name an environment variable (also an envFrom prefix), by Kubernetes' rule."""
+    return _ENV_NAME.fullmatch(name) is not None
 
 
 # -- metadata and template -----------------------------------------------------------------------------
@@ -400,15 +412,18 @@ def _container(c: Mapping[str, Any], volumes: set[str], path: str) -> Errors:
     name = string_in(c.get("name"), f"{path}.name", errs)
     if name is not None:
         errs.extend(invalid(name, f"{path}.name", p) for p in dns1035_label(name))
-    string_in(c.get("image"), f"{path}.image", errs, required=True)
+    image = string_in(c.get("image"), f"{path}.image", errs, required=True)
+    working_dir = string_in(c.get("workingDir"), f"{path}.workingDir", errs)
+    for field, text in (("image", image), ("workingDir", working_dir)):
+        if text is not None and "\0" in text:
+            errs.append(FieldError(f"{path}.{field}", NUL_RULE))
     for field in ("command", "args"):
         items = as_list(c.get(field), f"{path}.{field}", errs) or []
-        errs.extend(
-            invalid(v, f"{path}.{field}[{j}]", "must be a string")
-            for j, v in enumerate(items)
-            if not isinstance(v, str)
-        )
-    string_in(c.get("workingDir"), f"{path}.workingDir", errs)
+        for j, v in enumerate(items):
+            if not isinstance(v, str):
+                errs.append(invalid(v, f"{path}.{field}[{j}]", "must be a string"))
+            elif "\0" in v:
+                errs.append(FieldError(f"{path}.{field}[{j}]", NUL_RULE))
     policy = c.get("imagePullPolicy")
     if policy is not None and policy not in ("Always", "IfNotPresent", "Never"):
         errs.append(invalid(policy, f"{path}.imagePullPolicy", "must be Always, IfNotPresent or Never"))
@@ -464,8 +479,12 @@ def _env(value: object, path: str) -> Errors:
         name = string_in(env.get("name"), f"{epath}.name", errs, required=True)
         if name in RESERVED_ENV:
             errs.append(invalid(name, f"{epath}.name", f"{name!r} is a reserved environment variable"))
+        elif name is not None and not env_var_name(name):
+            errs.append(invalid(repr(name), f"{epath}.name", ENV_NAME_RULE))
         if env.get("value") is not None and not isinstance(env["value"], str):
             errs.append(invalid(env["value"], f"{epath}.value", "must be a string (quote it in YAML)"))
+        elif isinstance(env.get("value"), str) and "\0" in env["value"]:
+            errs.append(FieldError(f"{epath}.value", NUL_RULE))
         source = as_mapping(env.get("valueFrom"), f"{epath}.valueFrom", errs)
         if source is None:
             continue
@@ -506,6 +525,9 @@ def _env_from(value: object, path: str) -> Errors:
         if src is None:
             continue
         errs.extend(unknown_fields(src, ("prefix", "configMapRef", "secretRef"), epath))
+        prefix = string_in(src.get("prefix"), f"{epath}.prefix", errs)
+        if prefix is not None and not env_var_name(prefix):
+            errs.append(invalid(repr(prefix), f"{epath}.prefix", ENV_NAME_RULE))
         refs = [k for k in ("configMapRef", "secretRef") if src.get(k) is not None]
         if len(refs) != 1:
             got = "both" if refs else "neither"

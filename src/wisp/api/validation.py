@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from wisp.api import kinds
+from wisp.api import kinds, schemas
 from wisp.api.errors import FieldError, UnknownKindError
+from wisp.api.shape import shape_error, without_nulls
+from wisp.api.typecheck import checked, unrelated
 from wisp.api.validate_core import unknown_fields, validate_config_map, validate_namespace, validate_secret
 from wisp.api.validate_eventing import (
     validate_broker,
@@ -62,6 +64,19 @@ def validate(resource: Resource, *, autoscaler: AutoscalerConfig | None = None) 
     except UnknownKindError as exc:
         field = "apiVersion" if any(k.kind == kind_name for k in kinds.ALL_KINDS) else "kind"
         return [FieldError(field, str(exc))]
+    malformed = shape_error(resource)
+    if malformed is not None:
+        return [malformed]
+    resource = without_nulls(resource)  # an explicit null is an absent field, as the API server prunes it
+    # Types first, from the schema; Knative's rules then run on the well-typed rest, so they may rely on
+    # every field's type, and their errors about the wrongly typed fields are left out as redundant.
+    body = {key: value for key, value in resource.items() if key != "status"}  # status is never applied
+    resource, type_errs = checked(body, schemas.schema_for(kind, api_version.rpartition("/")[2]))
+    return type_errs + unrelated(_rules(kind, resource, autoscaler), type_errs)
+
+
+def _rules(kind: kinds.Kind, resource: Resource, autoscaler: AutoscalerConfig | None) -> list[FieldError]:
+    """Knative's validation of one kind (field presence, values, bounds) on a well-typed resource."""
     errs: list[FieldError] = []
     if kind.group:  # core kinds list their own top-level fields (data, stringData, ...)
         errs.extend(unknown_fields(resource, ("apiVersion", "kind", "metadata", "spec", "status"), ""))
@@ -70,7 +85,7 @@ def validate(resource: Resource, *, autoscaler: AutoscalerConfig | None = None) 
         return errs + serving(resource, autoscaler)
     validator = _VALIDATORS.get(kind)
     if validator is None:
-        return [FieldError("kind", f"{kind_name} cannot be applied")]
+        return [FieldError("kind", f"{kind.kind} cannot be applied")]
     return errs + validator(resource)
 
 

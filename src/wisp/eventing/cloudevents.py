@@ -46,7 +46,7 @@ SUPPORTED_SPECVERSIONS = frozenset({"1.0", "0.3"})
 
 EventFormat = Literal["binary", "structured"]
 
-_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]+$")
+_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]+\Z")  # \Z: `$` would allow a trailing newline
 # HTTP binding §3.1.3.2: characters outside printable ASCII (and '%' itself) travel percent-encoded.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 

@@ -158,8 +158,12 @@ class _Tok:
 
 
 _OPS = ("!=", "<>", "<=", ">=", "=", "<", ">", "+", "-", "*", "/", "%")
+# Parentheses, function calls, NOT and unary minus each nest the parser and the evaluator one level deeper
+# (about ten Python frames): far more than any filter needs, far less than Python's recursion limit.
+MAX_CESQL_NESTING = 32
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+[A-Za-z_][A-Za-z0-9_]*")
 _INT = re.compile(r"[0-9]+")
+_CAST_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def _lex(text: str, path: str) -> list[_Tok]:
@@ -199,6 +203,8 @@ def _lex(text: str, path: str) -> list[_Tok]:
             continue
         num = _INT.match(text, i)
         if num:
+            if len(num.group().lstrip("0")) > 10:  # before int(): Python refuses to parse 4300+ digits
+                raise CesqlSyntaxError("integer literal out of 32-bit range", i, path)
             value = int(num.group())
             if value > 2**31:  # 2**31 itself is allowed only as the operand of unary minus
                 raise CesqlSyntaxError("integer literal out of 32-bit range", i, path)
@@ -230,10 +236,13 @@ def _to_int(v: Value) -> int:
         return 1 if v else 0
     if isinstance(v, int):
         return v
-    try:
-        out = int(v.strip(), 10)
-    except ValueError as exc:
-        raise _EvalError(f"cannot cast {v!r} to integer") from exc
+    text = v.strip()
+    # Python's int() also takes `1_000` and other scripts' digits, and refuses 4300+ digits with ValueError.
+    if not _CAST_INT.fullmatch(text):
+        raise _EvalError(f"cannot cast {v!r} to integer")
+    if len(text.lstrip("+-").lstrip("0")) > 10:
+        raise _EvalError(f"{v!r} is out of 32-bit range")
+    out = int(text, 10)
     if not -(2**31) <= out < 2**31:
         raise _EvalError(f"{v!r} is out of 32-bit range")
     return out
@@ -268,6 +277,19 @@ def _wrap32(v: int) -> int:
     return (v + 2**31) % 2**32 - 2**31
 
 
+def _apply(op: str, x: int, y: int) -> int:
+    if op == "+":
+        return _wrap32(x + y)
+    if op == "-":
+        return _wrap32(x - y)
+    if op == "*":
+        return _wrap32(x * y)
+    if y == 0:
+        raise _EvalError("division by zero")
+    quotient = abs(x) // abs(y) * (1 if (x >= 0) == (y >= 0) else -1)  # truncated, not floored
+    return _wrap32(quotient) if op == "/" else _wrap32(x - quotient * y)
+
+
 Node = Callable[[CloudEvent], Value]
 
 
@@ -283,27 +305,65 @@ def _boolean(node: Node) -> Callable[[CloudEvent], bool]:
     return run
 
 
-def _logic(op: str, left: Node, right: Node) -> Node:
-    a, b = _boolean(left), _boolean(right)
+def _logic(op: str, operands: list[Node]) -> Node:
+    """`a OP b OP c ...` as one node: a long chain costs a loop, not a level of recursion per operand."""
+    if len(operands) == 1:
+        return operands[0]
+    parts = [_boolean(node) for node in operands]
     if op == "AND":
-        return lambda e: a(e) and b(e)  # short-circuit, as the spec requires
+        return lambda e: all(p(e) for p in parts)  # short-circuit, as the spec requires
     if op == "OR":
-        return lambda e: a(e) or b(e)
-    return lambda e: a(e) != b(e)
+        return lambda e: any(p(e) for p in parts)
+
+    def xor(event: CloudEvent) -> bool:
+        result = False
+        for part in parts:
+            result = result != part(event)
+        return result
+
+    return xor
 
 
-def _like_regex(pattern: str) -> re.Pattern[str]:
-    out: list[str] = []
+def _like_matcher(pattern: str) -> Callable[[str], bool]:
+    """A LIKE pattern as a matcher that takes linear time in practice.
+
+    A regex with one `.*` per `%` backtracks exponentially (`%a%a%a...%b` on a long value of `a`s). Here the
+    pattern splits at each `%` into fixed-length segments (`_` matching any one character); the first must
+    start the value, the last end it, and each one between is found leftmost after the one before, which
+    is all a `%` needs.
+    """
+    segments: list[list[str]] = [[]]  # each item: a regex for one character
     i = 0
     while i < len(pattern):
         c = pattern[i]
         if c == "\\" and i + 1 < len(pattern) and pattern[i + 1] in "%_\\":
-            out.append(re.escape(pattern[i + 1]))
+            segments[-1].append(re.escape(pattern[i + 1]))
             i += 2
             continue
-        out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
+        if c == "%":
+            segments.append([])
+        else:
+            segments[-1].append("." if c == "_" else re.escape(c))
         i += 1
-    return re.compile("".join(out), re.DOTALL)
+    compiled = [(re.compile("".join(seg), re.DOTALL), len(seg)) for seg in segments]
+    if len(compiled) == 1:
+        only = compiled[0][0]
+        return lambda value: only.fullmatch(value) is not None
+    (first, first_len), middle, (last, last_len) = compiled[0], compiled[1:-1], compiled[-1]
+
+    def match(value: str) -> bool:
+        end = len(value) - last_len
+        if end < first_len or first.match(value, 0, first_len) is None or last.match(value, end) is None:
+            return False
+        pos = first_len
+        for segment, _length in middle:
+            found = segment.search(value, pos, end)
+            if found is None:
+                return False
+            pos = found.end()
+        return True
+
+    return match
 
 
 def _substring(x: str, pos: int, length: int | None = None) -> str:
@@ -381,6 +441,7 @@ class _Parser:
         self.path = path
         self.toks = _lex(text, path)
         self.i = 0
+        self.depth = 0  # parentheses, calls, NOT and unary minus open around the current token
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -410,31 +471,39 @@ class _Parser:
             raise self.error("expected an operator or end of expression")
         return node
 
+    def nested(self) -> None:
+        """Count one more level of nesting; each costs Python stack while parsing and evaluating."""
+        self.depth += 1
+        if self.depth > MAX_CESQL_NESTING:
+            raise self.error(f"expression nested more than {MAX_CESQL_NESTING} levels deep")
+
     def or_expr(self) -> Node:
-        left = self.xor_expr()
+        operands = [self.xor_expr()]
         while self.keyword("OR"):
             self.next()
-            left = _logic("OR", left, self.xor_expr())
-        return left
+            operands.append(self.xor_expr())
+        return _logic("OR", operands)
 
     def xor_expr(self) -> Node:
-        left = self.and_expr()
+        operands = [self.and_expr()]
         while self.keyword("XOR"):
             self.next()
-            left = _logic("XOR", left, self.and_expr())
-        return left
+            operands.append(self.and_expr())
+        return _logic("XOR", operands)
 
     def and_expr(self) -> Node:
-        left = self.not_expr()
+        operands = [self.not_expr()]
         while self.keyword("AND"):
             self.next()
-            left = _logic("AND", left, self.not_expr())
-        return left
+            operands.append(self.not_expr())
+        return _logic("AND", operands)
 
     def not_expr(self) -> Node:
         if self.keyword("NOT"):
             self.next()
+            self.nested()
             inner = _boolean(self.not_expr())
+            self.depth -= 1
             return lambda e: not inner(e)
         return self.comparison()
 
@@ -453,7 +522,7 @@ class _Parser:
         if self.keyword("LIKE"):
             self.next()
             pat = self.expect("str", "a string literal pattern after LIKE")
-            return self._negated(self._like(left, _like_regex(pat.value)), negate)
+            return self._negated(self._like(left, _like_matcher(pat.value)), negate)
         if self.keyword("IN"):
             self.next()
             return self._negated(self._in(left, self.set_expr()), negate)
@@ -482,13 +551,13 @@ class _Parser:
         return run
 
     @staticmethod
-    def _like(left: Node, pattern: re.Pattern[str]) -> Node:
+    def _like(left: Node, matches: Callable[[str], bool]) -> Node:
         def run(event: CloudEvent) -> bool:
             try:
                 value = _to_str(left(event))
             except _Missing:
                 return False
-            return pattern.fullmatch(value) is not None
+            return matches(value)
 
         return run
 
@@ -514,33 +583,32 @@ class _Parser:
         return items
 
     def additive(self) -> Node:
-        left = self.multiplicative()
+        first = self.multiplicative()
+        rest: list[tuple[str, Node]] = []
         while self.peek().kind == "op" and self.peek().text in ("+", "-"):
             op = self.next().text
-            left = self._arith(op, left, self.multiplicative())
-        return left
+            rest.append((op, self.multiplicative()))
+        return self._arith(first, rest)
 
     def multiplicative(self) -> Node:
-        left = self.unary()
+        first = self.unary()
+        rest: list[tuple[str, Node]] = []
         while self.peek().kind == "op" and self.peek().text in ("*", "/", "%"):
             op = self.next().text
-            left = self._arith(op, left, self.unary())
-        return left
+            rest.append((op, self.unary()))
+        return self._arith(first, rest)
 
     @staticmethod
-    def _arith(op: str, left: Node, right: Node) -> Node:
+    def _arith(first: Node, rest: list[tuple[str, Node]]) -> Node:
+        """A left-associative chain (`a - b + c`) folded in a loop, like the logical operators."""
+        if not rest:
+            return first
+
         def run(event: CloudEvent) -> int:
-            x, y = _to_int(left(event)), _to_int(right(event))
-            if op == "+":
-                return _wrap32(x + y)
-            if op == "-":
-                return _wrap32(x - y)
-            if op == "*":
-                return _wrap32(x * y)
-            if y == 0:
-                raise _EvalError("division by zero")
-            quotient = abs(x) // abs(y) * (1 if (x >= 0) == (y >= 0) else -1)  # truncated, not floored
-            return _wrap32(quotient) if op == "/" else _wrap32(x - quotient * y)
+            x = _to_int(first(event))
+            for op, node in rest:
+                x = _apply(op, x, _to_int(node(event)))
+            return x
 
         return run
 
@@ -552,7 +620,9 @@ class _Parser:
                 lit = self.next()
                 value = -int(lit.value)
                 return lambda _e: value
+            self.nested()
             inner = self.unary()
+            self.depth -= 1
             return lambda e: _wrap32(-_to_int(inner(e)))
         return self.primary()
 
@@ -570,8 +640,10 @@ class _Parser:
             return lambda _e: str_value
         if tok.kind == "(":
             self.next()
+            self.nested()
             inner = self.or_expr()
             self.expect(")", "')'")
+            self.depth -= 1
             return inner
         if tok.kind == "ident":
             return self.identifier()
@@ -611,6 +683,7 @@ class _Parser:
     def call(self, name_tok: _Tok) -> Node:
         name = name_tok.text.upper()
         self.next()  # "("
+        self.nested()
         args: list[Node] = []
         if self.peek().kind != ")":
             args.append(self.or_expr())
@@ -618,6 +691,7 @@ class _Parser:
                 self.next()
                 args.append(self.or_expr())
         self.expect(")", "',' or ')' in the argument list")
+        self.depth -= 1
         spec = _FUNCTIONS.get(name)
         if spec is None:
             raise CesqlSyntaxError(f"unknown function {name_tok.text!r}", name_tok.pos, self.path)

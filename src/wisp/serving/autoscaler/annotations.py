@@ -20,6 +20,7 @@ from wisp.serving.autoscaler.config import (
     PANIC_THRESHOLD_PERCENTAGE_MIN,
     PANIC_WINDOW_PERCENTAGE_MAX,
     PANIC_WINDOW_PERCENTAGE_MIN,
+    SCALE_LIMIT_HINT,
     TARGET_MIN,
     WINDOW_MAX,
     WINDOW_MIN,
@@ -175,11 +176,14 @@ def validate_annotations(
     found_max = lookup(annotations, MAX_SCALE)
     if max_scale != 0 and max_scale < min_scale and found_max:
         errs.append(FieldError(_path(found_max[0]), "must be >= min-scale"))
-    if found_max and cfg.max_scale_limit > 0:
-        if max_scale > cfg.max_scale_limit:
-            errs.append(
-                FieldError(_path(found_max[0]), bounds_message(str(max_scale), 1, cfg.max_scale_limit))
-            )
+    limit = cfg.max_scale_limit
+    found_min = lookup(annotations, MIN_SCALE)
+    if found_min and limit > 0 and min_scale > limit:
+        # Knative lets max-scale cap such a min-scale later; refusing it names the mistake where it is made.
+        errs.append(FieldError(_path(found_min[0]), bounds_message(str(min_scale), 0, limit) + SCALE_LIMIT_HINT))
+    if found_max and limit > 0:
+        if max_scale > limit:
+            errs.append(FieldError(_path(found_max[0]), bounds_message(str(max_scale), 1, limit) + SCALE_LIMIT_HINT))
         if max_scale == 0 and found_max[1].strip() == "0":
             errs.append(
                 FieldError(
@@ -245,6 +249,8 @@ def validate_annotations(
             initial = -1
         if initial < 0 or (initial == 0 and not cfg.allow_zero_initial_scale):
             errs.append(_invalid(key, raw))
+        elif limit > 0 and initial > limit:
+            errs.append(FieldError(_path(key), bounds_message(str(initial), 0, limit) + SCALE_LIMIT_HINT))
 
     found = lookup(annotations, ACTIVATION_SCALE)
     if found:

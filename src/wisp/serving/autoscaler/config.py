@@ -40,8 +40,8 @@ _DURATION_UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_INT = re.compile(r"[+-]?\d+")
+_DURATION_PART = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")  # ASCII digits, as Go
+_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def parse_go_duration(text: str) -> float:
@@ -112,6 +112,9 @@ def parse_go_bool(text: str) -> bool:
     raise ValueError(f"invalid boolean {text!r}")
 
 
+SCALE_LIMIT_HINT = " (max-scale-limit of config-autoscaler in knative-serving)"
+
+
 def bounds_message(value: str, lower: object, upper: object) -> str:
     """Knative's ErrOutOfBoundsValue wording."""
     return f"expected {lower} <= {value} <= {upper}"
@@ -125,9 +128,20 @@ def fmt_number(value: float) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
+# wisp runs every instance on one machine, so its embedded config-autoscaler bounds scale as Knative's
+# `max-scale-limit` does on a cluster whose operator set it: min-, max- and initial-scale above it are refused
+# at apply with a clear error (a runtime, machine-sized cap on instances comes on top). 100 is the value of
+# Knative's own docs example of max-scale-limit, and the largest scale any of Knative's docs' manifests asks
+# for. Knative requires max-scale in [1, max-scale-limit] when a limit is set, so max-scale (the bound of a
+# revision without the annotation) takes the same value. An operator's config-autoscaler may change both;
+# `max-scale-limit: "0"` with `max-scale: "0"` restores Knative's unbounded defaults.
+ONE_MACHINE_SCALE_LIMIT = 100
+
+
 @dataclass(frozen=True)
 class AutoscalerConfig:
-    """`config-autoscaler` with Knative's defaults. Durations in seconds; utilization as a fraction."""
+    """`config-autoscaler` with Knative's defaults but two (see `ONE_MACHINE_SCALE_LIMIT`). Durations in seconds;
+    utilization as a fraction."""
 
     container_concurrency_target_percentage: float = 70.0
     container_concurrency_target_default: float = 100.0
@@ -144,8 +158,8 @@ class AutoscalerConfig:
     initial_scale: int = 1
     allow_zero_initial_scale: bool = False
     min_scale: int = 0
-    max_scale: int = 0
-    max_scale_limit: int = 0
+    max_scale: int = ONE_MACHINE_SCALE_LIMIT  # Knative: 0 (unbounded)
+    max_scale_limit: int = ONE_MACHINE_SCALE_LIMIT  # Knative: 0 (no limit)
     activation_scale: int = 1
     scale_down_delay: float = 0.0
     activator_capacity: float = 100.0
@@ -276,6 +290,8 @@ def _validate_autoscaler(c: AutoscalerConfig) -> list[FieldError]:
     min_max = 1 if c.max_scale_limit > 0 else 0
     if c.max_scale < min_max or (c.max_scale_limit > 0 and c.max_scale > c.max_scale_limit):
         bad("max-scale", f"must be in [{min_max}, max-scale-limit({c.max_scale_limit})] range")
+    if c.max_scale_limit > 0 and c.initial_scale > c.max_scale_limit:
+        bad("initial-scale", bounds_message(str(c.initial_scale), 0, c.max_scale_limit) + SCALE_LIMIT_HINT)
     if c.min_scale < 0:
         bad("min-scale", bounds_message(str(c.min_scale), 0, INT32_MAX))
     elif c.max_scale > 0 and c.min_scale > c.max_scale:

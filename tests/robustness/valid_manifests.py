@@ -1,0 +1,210 @@
+"""One valid manifest of every kind wisp serves, each using most of its kind's fields (for sweeps and fuzzing)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from wisp.types import Resource
+
+_SINK: dict[str, Any] = {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "sink"}}
+_DELIVERY: dict[str, Any] = {
+    "deadLetterSink": {"uri": "http://dead.example.com/"},
+    "retry": 3,
+    "backoffPolicy": "exponential",
+    "backoffDelay": "PT0.5S",
+    "timeout": "PT10S",
+}
+
+
+def _container() -> dict[str, Any]:
+    return {
+        "name": "app",
+        "image": "./app",
+        "command": ["python", "-m", "app"],
+        "args": ["--verbose"],
+        "workingDir": "/srv",
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"containerPort": 8080, "name": "http1", "protocol": "TCP"}],
+        "env": [
+            {"name": "TARGET", "value": "World"},
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token", "optional": True}}},
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+        ],
+        "envFrom": [
+            {"prefix": "CFG_", "configMapRef": {"name": "settings", "optional": False}},
+            {"secretRef": {"name": "creds"}},
+        ],
+        "readinessProbe": {
+            "httpGet": {"path": "/healthz", "port": 8080, "httpHeaders": [{"name": "X-Probe", "value": "1"}]},
+            "periodSeconds": 5,
+            "successThreshold": 1,
+        },
+        "livenessProbe": {"tcpSocket": {"port": 8080}, "initialDelaySeconds": 3},
+        "resources": {"limits": {"cpu": "1", "memory": "256Mi"}, "requests": {"cpu": "100m"}},
+        "securityContext": {"runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "config", "mountPath": "/etc/app", "readOnly": True}],
+    }
+
+
+def _pod_spec() -> dict[str, Any]:
+    return {
+        "containerConcurrency": 10,
+        "timeoutSeconds": 60,
+        "serviceAccountName": "runner",
+        "containers": [_container()],
+        "volumes": [{"name": "config", "configMap": {"name": "settings"}}],
+    }
+
+
+def _template() -> dict[str, Any]:
+    return {
+        "metadata": {
+            "labels": {"app": "hello"},
+            "annotations": {
+                "autoscaling.knative.dev/min-scale": "1",
+                "autoscaling.knative.dev/max-scale": "5",
+                "autoscaling.knative.dev/target": "50",
+            },
+        },
+        "spec": _pod_spec(),
+    }
+
+
+def _meta(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "namespace": "default", "labels": {"team": "a"}, "annotations": {"note": "x"}, **extra}
+
+
+_BASES: dict[str, Resource] = {
+    "Service": {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": _meta("hello"),
+        "spec": {
+            "template": _template(),
+            "traffic": [{"latestRevision": True, "percent": 100, "tag": "current"}],
+        },
+    },
+    "Configuration": {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Configuration",
+        "metadata": _meta("hello"),
+        "spec": {"template": _template()},
+    },
+    "Revision": {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Revision",
+        "metadata": _meta("hello-00001"),
+        "spec": _pod_spec(),
+    },
+    "Route": {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Route",
+        "metadata": _meta("hello"),
+        "spec": {"traffic": [{"configurationName": "hello", "latestRevision": True, "percent": 100, "tag": "a"}]},
+    },
+    "DomainMapping": {
+        "apiVersion": "serving.knative.dev/v1beta1",
+        "kind": "DomainMapping",
+        "metadata": _meta("hello.example.com"),
+        "spec": {
+            "ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "hello"},
+            "tls": {"secretName": "hello-tls"},
+        },
+    },
+    "KafkaSource": {
+        "apiVersion": "sources.knative.dev/v1beta1",
+        "kind": "KafkaSource",
+        "metadata": _meta("orders"),
+        "spec": {
+            "bootstrapServers": ["127.0.0.1:9092"],
+            "topics": ["orders"],
+            "consumerGroup": "orders-group",
+            "consumers": 2,
+            "initialOffset": "earliest",
+            "ordering": "unordered",
+            "net": {
+                "sasl": {
+                    "enable": True,
+                    "user": {"secretKeyRef": {"name": "kafka", "key": "user"}},
+                    "password": {"secretKeyRef": {"name": "kafka", "key": "password"}},
+                },
+                "tls": {"enable": False},
+            },
+            "sink": _SINK,
+            "ceOverrides": {"extensions": {"team": "a"}},
+            "delivery": _DELIVERY,
+        },
+    },
+    "PingSource": {
+        "apiVersion": "sources.knative.dev/v1",
+        "kind": "PingSource",
+        "metadata": _meta("tick"),
+        "spec": {
+            "schedule": "*/2 * * * *",
+            "timezone": "Europe/Paris",
+            "contentType": "application/json",
+            "data": '{"ping": true}',
+            "sink": _SINK,
+            "ceOverrides": {"extensions": {"team": "a"}},
+        },
+    },
+    "SinkBinding": {
+        "apiVersion": "sources.knative.dev/v1",
+        "kind": "SinkBinding",
+        "metadata": _meta("bind"),
+        "spec": {
+            "subject": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "hello"},
+            "sink": {"uri": "http://events.example.com/"},
+            "ceOverrides": {"extensions": {"team": "a"}},
+        },
+    },
+    "Broker": {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Broker",
+        "metadata": _meta("default"),
+        "spec": {"delivery": _DELIVERY},
+    },
+    "Trigger": {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Trigger",
+        "metadata": _meta("on-order"),
+        "spec": {
+            "broker": "default",
+            "filter": {"attributes": {"type": "order.created"}},
+            "filters": [
+                {"exact": {"type": "order.created"}},
+                {"any": [{"prefix": {"source": "/shop"}}, {"suffix": {"subject": ".json"}}]},
+                {"not": {"cesql": "subject LIKE 'test%'"}},
+                {"all": [{"exact": {"specversion": "1.0"}}]},
+            ],
+            "subscriber": _SINK,
+            "delivery": _DELIVERY,
+        },
+    },
+    "Secret": {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta("creds"),
+        "type": "Opaque",
+        "data": {"token": "c2VjcmV0"},
+        "immutable": False,
+    },
+    "ConfigMap": {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta("settings"),
+        "data": {"mode": "fast"},
+        "binaryData": {"blob": "AAEC"},
+    },
+    "Namespace": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a", "labels": {"team": "a"}}},
+}
+
+
+def valid_manifest(kind: str) -> Resource:
+    """A fresh copy of the valid manifest of `kind` (a Kind's `kind` name)."""
+    return copy.deepcopy(_BASES[kind])
+
+
+def kinds_with_manifests() -> tuple[str, ...]:
+    return tuple(_BASES)
