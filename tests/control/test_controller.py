@@ -462,10 +462,6 @@ async def test_a_change_while_waiting_for_a_retry_is_reconciled_at_once(
     assert reconciler.runs_of(this) == ["./bad", "./fixed"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: Controller._run returns on a failure before looking at _dirty, so a change that arrived during the "
-    "failing reconcile waits for the backoff timer (up to 30 s); client-go's work queue, which Knative uses, "
-    "re-queues a key that became dirty while processing as soon as it is Done, failure or not"))
 async def test_a_change_during_a_failing_reconcile_is_not_held_back_by_the_backoff(
     timers: FakeTimers, store: Store, reconciler: ScriptedReconciler, controller: Controller,
 ) -> None:

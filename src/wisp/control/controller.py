@@ -114,6 +114,11 @@ class Controller:
                 except Exception:
                     count = self._failures.get(key, 0) + 1
                     self._failures[key] = count
+                    if key in self._dirty:
+                        # A change arrived meanwhile: run again at once, as client-go's work queue does.
+                        log.exception("reconciling %s %s/%s failed; it changed since, running again",
+                                      kind.kind, namespace, name)
+                        continue
                     delay = min(RETRY_MAX, RETRY_START * 2 ** (count - 1))
                     log.exception("reconciling %s %s/%s failed; retrying in %.1fs", kind.kind, namespace, name, delay)
                     self._retry_later(key, delay)
