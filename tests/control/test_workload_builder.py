@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from wisp.control.env_expansion import expand
 from wisp.control.serving_builders import CONFIGURATION_LABEL, MANIFEST_DIR, SERVICE_LABEL
 from wisp.control.workload_builder import (
     FUNCTION_TARGET,
@@ -235,19 +236,26 @@ def test_the_contract_for_a_bare_revision() -> None:
     assert (env["K_SERVICE"], env["K_CONFIGURATION"], env["K_REVISION"]) == ("", "", "hello-00001")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gap: Kubernetes expands $(VAR) references in env values from variables defined before them ($$ escapes); "
-    "instance_env passes `$(HOST):8080` through literally"))
 def test_dependent_environment_variables_are_expanded() -> None:
     env = env_of({"env": [var("HOST", "db.local"), var("URL", "$(HOST):8080"), var("LITERAL", "$$(HOST)"),
                           var("UNKNOWN", "$(NOPE)")]})
     assert (env["URL"], env["LITERAL"], env["UNKNOWN"]) == ("db.local:8080", "$(HOST)", "$(NOPE)")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a SinkBinding's K_SINK (passed in `extra`) loses to the container's own K_SINK; Knative's "
-    "SinkBinding.Do removes K_SINK/K_CE_OVERRIDES from the container's env and appends its own, so the "
-    "binding's value wins"))
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("$(A)", "1", id="defined"),
+    pytest.param("x$(A)y$(B)z", "x1y2z", id="several"),
+    pytest.param("$(NOPE)", "$(NOPE)", id="undefined stays"),
+    pytest.param("$$(A)", "$(A)", id="escaped"),
+    pytest.param("$$$(A)", "$1", id="escape then reference"),
+    pytest.param("$A $", "$A $", id="lone dollars"),
+    pytest.param("$(A", "$(A", id="unclosed"),
+    pytest.param("$()", "$()", id="empty name"),
+])
+def test_expansion(text: str, expected: str) -> None:
+    assert expand(text, {"A": "1", "B": "2"}) == expected
+
+
 def test_a_sink_bindings_k_sink_wins_over_the_containers() -> None:
     env = env_of({"env": [var("K_SINK", "http://stale")]}, extra={"K_SINK": "http://broker.team.svc"})
     assert env["K_SINK"] == "http://broker.team.svc"
@@ -314,6 +322,10 @@ SPEC_CASES = [
     SpecCase("timeoutSeconds", revision(timeoutSeconds=30), {}, {"timeout_seconds": 30.0}),
     SpecCase("timeoutSeconds 0 is the default", revision(timeoutSeconds=0), {}, {"timeout_seconds": 300.0}),
     SpecCase("the environment is passed through", revision(), {"A": "1"}, {"env": {"A": "1"}}),
+    SpecCase("$(VAR) in command and args expands from the environment",
+             local({"command": ["$(PYTHON)", "-m", "app"], "args": ["--port=$(PORT_X)", "$$(PORT_X)", "$(NOPE)"]}),
+             {"PYTHON": "python3", "PORT_X": "9000"},
+             {"command": ["python3", "-m", "app"], "args": ["--port=9000", "$(PORT_X)", "$(NOPE)"]}),
 ]
 
 

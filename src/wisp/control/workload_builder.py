@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from wisp.control.env_expansion import expand
 from wisp.control.serving_builders import CONFIGURATION_LABEL, MANIFEST_DIR, SERVICE_LABEL
 from wisp.serving.workloads.types import Probe, WorkloadSpec
 from wisp.types import Resource
@@ -97,7 +98,7 @@ def instance_env(
     for i, var in enumerate(container.get("env", [])):
         path = f"{prefix}.env[{i}].valueFrom"
         if "valueFrom" not in var:
-            env[var["name"]] = str(var.get("value", ""))
+            env[var["name"]] = expand(str(var.get("value", "")), env)
             continue
         value_from = var["valueFrom"]
         value: str | None
@@ -108,6 +109,10 @@ def instance_env(
                              _config_value)
         if value is not None:
             env[var["name"]] = value
+    # A SinkBinding's K_SINK / K_CE_OVERRIDES replace the container's own, as Knative's SinkBinding.Do does.
+    if "K_SINK" in extra:
+        env.pop("K_CE_OVERRIDES", None)
+        env.update({name: extra[name] for name in ("K_SINK", "K_CE_OVERRIDES") if name in extra})
     labels = meta.get("labels", {})
     env.update({
         "K_SERVICE": labels.get(SERVICE_LABEL, ""),
@@ -151,7 +156,8 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
         revision=meta["name"], namespace=meta.get("namespace", "default"),
         workload_class="function" if klass == "function" else "container",
         directory=directory, image=image,
-        command=[str(c) for c in container.get("command", [])], args=[str(a) for a in container.get("args", [])],
+        command=[expand(str(c), env) for c in container.get("command", [])],
+        args=[expand(str(a), env) for a in container.get("args", [])],
         env=env, function_target=target, probe=probe,
         timeout_seconds=float(spec.get("timeoutSeconds", 300) or 300),
     )
