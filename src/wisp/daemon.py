@@ -37,6 +37,7 @@ from wisp.control.serving import ServingReconciler
 from wisp.control.serving_builders import SERVICE_LABEL, Network
 from wisp.control.sinks import BROKER_INGRESS_HOST, SinkResolver
 from wisp.control.stored_check import check_stored
+from wisp.head_limits import LimitedHttpToolsProtocol
 from wisp.observability.hub import Observability
 from wisp.observability.metrics import RevisionState, SourceState
 from wisp.serving import views
@@ -111,7 +112,7 @@ class _Server:
         # proxy_headers off: a local client's X-Forwarded-For must not become the ingress's idea of the client.
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, proxy_headers=False,
                                 timeout_graceful_shutdown=int(drain_seconds), date_header=False,
-                                timeout_keep_alive=30, http="httptools", loop="none")
+                                timeout_keep_alive=30, http=LimitedHttpToolsProtocol, loop="none")
         config.load()
         self.server = uvicorn.Server(config)
         self.server.lifespan = config.lifespan_class(config)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 from wisp.observability.recorder import SpanRecorder
 from wisp.observability.traceparent import start_or_continue
@@ -54,6 +55,10 @@ class _NullObserver:
 
 class BodyTooLarge(Exception):
     pass
+
+
+class BadRequest(Exception):
+    """The request cannot be routed as sent; answered 400 with the message."""
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -102,6 +107,7 @@ _NOT_COPIED = HOP_BY_HOP | {_X_FORWARDED_FOR, b"x-forwarded-proto", _FORWARDED, 
 # `http://127.0.0.1:8080/.wisp/route/{host}/path` reaches {host} without a Host header: K_SINK uses it, since
 # Python clients cannot resolve `*.localhost` or `*.svc.cluster.local` names.
 ROUTE_PREFIX = "/.wisp/route/"
+_ROUTE_PREFIX_BYTES = ROUTE_PREFIX.encode()
 _RESPONSE_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding"})
 
 
@@ -124,7 +130,7 @@ def _parse_head(scope: Scope) -> _Head:
     if query:
         target += b"?" + query
     parts = [scope["method"].encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
-    host = b""
+    host: bytes | None = None
     prior_xff: bytes | None = None
     prior_fwd: bytes | None = None
     traceparent: bytes | None = None
@@ -140,7 +146,11 @@ def _parse_head(scope: Scope) -> _Head:
             elif name == _CONTENT_LENGTH:
                 content_length = value
             continue
-        if name == b"host" and not host:
+        if name == b"host":
+            if host is not None:
+                # RFC 9112 §3.2: answered 400. Routed by one and served under the other, it would be a way
+                # past whatever the instance decides by its Host.
+                raise BadRequest("more than one Host header")
             host = value
         parts += (name, b": ", value, b"\r\n")
     bare = _bare_host(host) if host else ""
@@ -157,16 +167,21 @@ def _parse_head(scope: Scope) -> _Head:
 
 
 def _route_form(scope: Scope) -> Scope | None:
-    """The scope of `/.wisp/route/{host}/rest` as if `rest` had been asked of {host}; None if malformed."""
-    rest = scope["path"][len(ROUTE_PREFIX):]
-    host, slash, path = rest.partition("/")
-    if not host:
-        return None
+    """The scope of `/.wisp/route/{host}/rest` as if `rest` had been asked of {host}; None if malformed.
+
+    Taken apart in the raw path, as sent: an escaped `/` stays inside its segment, and the path the instance
+    gets is the rest of what the client sent. The host must be printable ASCII (a header value)."""
     raw = scope.get("raw_path") or scope["path"].encode()
-    raw_rest = raw[len(ROUTE_PREFIX) + len(host.encode()):] or b"/"
+    if not raw.startswith(_ROUTE_PREFIX_BYTES):
+        return None  # the prefix itself escaped
+    raw_host, slash, raw_rest = raw[len(_ROUTE_PREFIX_BYTES):].partition(b"/")
+    host = unquote(raw_host.decode("latin-1"))
+    if not host or not host.isascii() or not host.isprintable() or " " in host:
+        return None
+    rest = slash + raw_rest
     headers = [(n, v) for n, v in scope["headers"] if n != b"host"]
-    headers.append((b"host", host.encode("latin-1")))
-    return {**scope, "path": slash + path or "/", "raw_path": raw_rest, "headers": headers}
+    headers.append((b"host", host.encode("ascii")))
+    return {**scope, "path": unquote(rest.decode("latin-1")) or "/", "raw_path": rest or b"/", "headers": headers}
 
 
 class Ingress:
@@ -198,7 +213,11 @@ class Ingress:
                 await respond(send, 400, f"expected {ROUTE_PREFIX}{{host}}/path")
                 return
             scope = routed
-        head = _parse_head(scope)
+        try:
+            head = _parse_head(scope)
+        except BadRequest as exc:
+            await respond(send, 400, str(exc))
+            return
         host = head.host
         app = self.host_apps.get(host)
         if app is not None:
