@@ -1,7 +1,8 @@
 """kill -9 of one instance, function and container class alike (issue 8, defect 4).
 
-The request it was serving is answered (502), the requests queued behind it are served by its replacement,
-nothing hangs; a container instance that exits on its own is replaced too.
+The request it was serving is answered (502), the requests queued behind it are answered too (served by the
+replacement, or 502 if handed to the instance as it died), nothing hangs; a container instance that exits
+on its own is replaced.
 """
 
 from __future__ import annotations
@@ -96,12 +97,16 @@ async def test_kill_9_of_an_instance_answers_every_request(kind: str, tmp_path: 
         await _until(lambda: runner.throttler.queued == 3)
 
         os.kill(victim, signal.SIGKILL)
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(30):  # answered, none left hanging
             cut = await in_flight
-            served = await asyncio.gather(*queued)
+            answered = await asyncio.gather(*queued)
+            later = await h.request(host)
         assert cut.status_code == 502
-        assert [r.status_code for r in served] == [200, 200, 200]
-        assert {r.json()["pid"] for r in served} != {victim}
+        # A queued request handed to the instance as it died may have reached its accept queue (then 502:
+        # whether it ran is unknowable); one refused a connection waits for the replacement instead.
+        assert {r.status_code for r in answered} <= {200, 502}, [r.text for r in answered]
+        assert all(r.json()["pid"] != victim for r in answered if r.status_code == 200)
+        assert later.status_code == 200 and later.json()["pid"] != victim
         assert [p.phase for p in runner.pods] == ["Running"]
         assert runner.pods[0] is not pod
 
@@ -116,6 +121,8 @@ async def test_a_container_instance_that_exits_is_replaced(tmp_path: Path) -> No
         async with asyncio.timeout(30):
             gone = await h.request(host, "/exit")  # the process exits with status 3 mid-request
             assert gone.status_code == 502
+            while pod in runner.pods or not runner.ready_count:  # replaced by a new instance
+                await asyncio.sleep(0.01)
             again = await h.request(host)
         assert again.status_code == 200
         assert runner.pods[0] is not pod

@@ -26,6 +26,7 @@ START_TIMEOUT = 60.0  # importing a user's module (and its dependencies) can be 
 FORK_TIMEOUT = 10.0
 STOP_GRACE = 5.0
 TEMPLATE_LOG_LINES = 200
+LOAD_ERROR_LINES = 40  # of the user's traceback (the template leaves out importlib's and wisp's frames)
 
 
 class _TemplateGone(WorkloadError):
@@ -365,7 +366,7 @@ class FunctionRuntime:
         lines = str(message.get("message", "")).strip().splitlines()
         return (
             f"function {self.spec.function_target} failed to load: {kind}{f' in {where}' if where else ''}\n"
-            + "\n".join(lines[-8:])
+            + "\n".join(lines[-LOAD_ERROR_LINES:])
         )
 
 

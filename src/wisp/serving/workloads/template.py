@@ -44,6 +44,7 @@ from typing import Any
 import uvicorn
 from starlette.concurrency import run_in_threadpool
 
+import wisp
 from wisp.serving.workloads.function_app import build_app
 from wisp.serving.workloads.signatures import detect_signature, load_target
 
@@ -279,6 +280,15 @@ def _reply(fd: int, message: dict[str, Any]) -> None:
     os.write(fd, (json.dumps(message) + "\n").encode())
 
 
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of a failed load without the frames of importlib and of wisp itself: the user's code."""
+    skipped = tuple(os.path.dirname(os.path.abspath(str(module.__file__))) + os.sep for module in (importlib, wisp))
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
+              if not frame.filename.startswith("<frozen ") and not os.path.abspath(frame.filename).startswith(skipped)]
+    shown = ["Traceback (most recent call last):\n", *traceback.format_list(frames)] if frames else []
+    return "".join([*shown, *traceback.format_exception_only(type(exc), exc)])
+
+
 def _user_frame(exc: BaseException, root: str) -> str | None:
     """The file of the user's code where loading failed, relative to the code directory (for a short reason
     that names no path outside it): the innermost traceback frame under `root`, or a SyntaxError's file."""
@@ -325,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         loop_factory = config.get_loop_factory()
         _preload()
     except BaseException as exc:
-        _reply(reply_fd, {"ev": "error", "message": traceback.format_exc(), "type": type(exc).__name__,
+        _reply(reply_fd, {"ev": "error", "message": _user_traceback(exc), "type": type(exc).__name__,
                           "where": _user_frame(exc, cwd)})
         return 1
     if threading.active_count() > 1:
