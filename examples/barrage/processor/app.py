@@ -27,6 +27,7 @@ def main(env: Mapping[str, str]) -> None:
     import uvicorn
     from barrage_table import open_table
 
+    from processor.quiet_server import QuietServer
     from processor.service import ProcessorSettings, create_app
 
     settings = ProcessorSettings.from_env(env)
@@ -37,7 +38,7 @@ def main(env: Mapping[str, str]) -> None:
         provider.get_tracer("barrage.processor"),
         on_shutdown=provider.shutdown,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=env.get("HOST", "0.0.0.0"),  # Knative's contract: listen on all interfaces
         port=int(env.get("PORT", "8080")),
@@ -45,6 +46,10 @@ def main(env: Mapping[str, str]) -> None:
         access_log=False,  # one line per event at 1,000 events/s is noise and CPU
         timeout_graceful_shutdown=30,
     )
+    server = QuietServer(config)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # as uvicorn.run does when the server could not start
 
 
 if __name__ == "__main__":

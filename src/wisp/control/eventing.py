@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -56,6 +55,9 @@ log = logging.getLogger("wisp.eventing")
 
 # Partitions of topics wisp creates on its local Kafka: enough for ordered sources to run in parallel.
 LOCAL_PARTITIONS = 4
+# A KafkaSource's status (delivery counters, lag) is rewritten at most this often while it has progress to
+# report, and not at all while it has none.
+STATUS_REFRESH_INTERVAL = 2.0
 
 
 class _Stoppable(Protocol):
@@ -122,21 +124,19 @@ class EventingReconciler:
         self._running: dict[tuple[Kind, str, str], _Running] = {}
         self._source_status: dict[tuple[str, str], tuple[bool, str, str]] = {}
         self._ping_counters: dict[tuple[str, str], DeliveryCounters] = {}
-        self._refresh: asyncio.Task[None] | None = None
+        self._refresh_due: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.enqueue: Any = lambda kind, ns, name: None  # set by the daemon once the controller exists
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.deliverer.start()
         await self.broker_log.start()
-        self._refresh = asyncio.create_task(self._refresh_counters(), name="eventing status refresh")
 
     async def stop(self) -> None:
         """Dispatchers first (in-flight deliveries settle or are left uncommitted), then what they use."""
-        if self._refresh is not None:
-            self._refresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresh
+        for handle in self._refresh_due.values():
+            handle.cancel()
+        self._refresh_due.clear()
         await asyncio.gather(*(r.piece.stop() for r in self._running.values()), return_exceptions=True)
         self._running.clear()
         if self._producer is not None:
@@ -235,7 +235,8 @@ class EventingReconciler:
                 await ensure_topics(bootstrap, source_spec.topics, partitions=LOCAL_PARTITIONS)
             dispatcher = KafkaSourceDispatcher(
                 source_spec, self.deliverer, lambda sink: self.sinks.destination(sink, namespace),
-                on_status=partial(self._on_source_status, namespace, name), tracer=self.tracer,
+                on_status=partial(self._on_source_status, namespace, name),
+                on_progress=partial(self._on_source_progress, namespace, name), tracer=self.tracer,
             )
             await dispatcher.start()
             self._running[key] = _Running(source_spec, dispatcher)
@@ -258,12 +259,18 @@ class EventingReconciler:
         self._source_status[(namespace, name)] = (ready, reason, message)
         self.enqueue(k.KAFKA_SOURCE, namespace, name)
 
-    async def _refresh_counters(self) -> None:
-        while True:
-            await asyncio.sleep(2.0)
-            for kind, namespace, name in list(self._running):
-                if kind is k.KAFKA_SOURCE:
-                    self.enqueue(kind, namespace, name)
+    def _on_source_progress(self, namespace: str, name: str) -> None:
+        """Records were fetched or settled: refresh the status once, STATUS_REFRESH_INTERVAL from now (the
+        progress until then is in that one write). No progress, no timer: an idle source costs nothing."""
+        key = (namespace, name)
+        if key in self._refresh_due:
+            return
+
+        def refresh() -> None:
+            self._refresh_due.pop(key, None)
+            self.enqueue(k.KAFKA_SOURCE, namespace, name)
+
+        self._refresh_due[key] = asyncio.get_running_loop().call_later(STATUS_REFRESH_INTERVAL, refresh)
 
     # -- Broker ----------------------------------------------------------------------------------
     async def _broker(self, broker: Resource) -> None:

@@ -26,6 +26,7 @@ from aiokafka.helpers import create_ssl_context
 
 from wisp.eventing.cloudevents import CloudEvent, validate_attribute_name
 from wisp.eventing.delivery import Deliverer, DeliveryCounters, DeliveryResult, DeliverySpec, Destination
+from wisp.eventing.fetch_wait import SHORT, AdaptiveFetchWait, set_fetch_wait
 from wisp.eventing.kafka_record import KafkaRecord, record_to_event
 from wisp.eventing.offsets import PartitionOffsets
 from wisp.observability.recorder import SpanRecorder
@@ -49,6 +50,8 @@ InitialOffset = Literal["earliest", "latest"]
 SinkResolver = Callable[[Mapping[str, Any]], Destination | None]
 # (ready, reason, message), called on every change of readiness.
 StatusCallback = Callable[[bool, str, str], None]
+# Called when the counters or the lag may have changed (records fetched, a delivery settled).
+ProgressCallback = Callable[[], None]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -91,6 +94,9 @@ class KafkaSourceSpec:
     # unordered: deliveries in flight per partition; also the backlog at which a partition's fetching pauses
     max_in_flight_per_partition: int = 256
     commit_interval: float = 1.0
+    # How often the consumer loop looks at its state while nothing is fetched, in flight or uncommitted
+    # (stop wakes it at once): it adapts the fetch wait and commits, so a while idle costs one wake-up.
+    idle_poll_interval: float = 1.0
 
     def __post_init__(self) -> None:
         for key in self.ce_overrides:
@@ -171,11 +177,18 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class _Member:
     """One consumer of the group and the partitions it owns."""
 
-    def __init__(self, dispatcher: KafkaSourceDispatcher, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, dispatcher: KafkaSourceDispatcher, consumer: AIOKafkaConsumer, now: float) -> None:
         self.dispatcher = dispatcher
         self.consumer = consumer
         self.workers: dict[TopicPartition, _PartitionWorker] = {}
         self.fresh: set[TopicPartition] = set()  # assigned, initial offset not committed yet
+        self.fetch_wait = AdaptiveFetchWait(since=now)
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing for the consumer loop to do until records arrive: nothing in flight, paused or uncommitted."""
+        return not self.fresh and all(w.load == 0 and not w.paused and w.offsets.committable() is None
+                                      for w in self.workers.values())
 
     def assigned(self, assigned: set[TopicPartition]) -> None:
         limit = 1 if self.dispatcher.spec.ordering == "ordered" else self.dispatcher.spec.max_in_flight_per_partition
@@ -269,6 +282,7 @@ class KafkaSourceDispatcher:
         resolve_sink: SinkResolver,
         *,
         on_status: StatusCallback | None = None,
+        on_progress: ProgressCallback | None = None,
         now: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         reconnect_backoff: tuple[float, float] = (0.5, 30.0),
@@ -283,6 +297,7 @@ class KafkaSourceDispatcher:
         self._deliverer = deliverer
         self._resolve_sink = resolve_sink
         self._on_status = on_status
+        self._on_progress = on_progress
         self._now = now
         self._sleep = sleep
         self._reconnect_backoff = reconnect_backoff
@@ -311,6 +326,13 @@ class KafkaSourceDispatcher:
                 self._on_status(ready, reason, message)
             except Exception:
                 log.exception("kafkasource %s: status callback failed", self.key)
+
+    def _progress(self) -> None:
+        if self._on_progress is not None:
+            try:
+                self._on_progress()
+            except Exception:
+                log.exception("kafkasource %s: progress callback failed", self.key)
 
     async def start(self) -> None:
         if self._tasks:
@@ -370,7 +392,9 @@ class KafkaSourceDispatcher:
             security_protocol=auth.security_protocol,
             ssl_context=self._ssl_context(),
             max_poll_records=self._fetch_max_records,
-            fetch_max_wait_ms=10,  # Tansu holds a fetch for the whole wait: keep latency low
+            fetch_max_wait_ms=round(SHORT * 1000),  # then adapted to idleness: see fetch_wait
+            # The fetcher's safety-net wake-up (it also wakes on every event it waits for); 200 ms by default.
+            consumer_timeout_ms=1000,
             **extra,
         )
 
@@ -405,7 +429,7 @@ class KafkaSourceDispatcher:
                 delay = min(delay * 2, max_delay)
                 continue
             delay = self._reconnect_backoff[0]
-            member = _Member(self, consumer)
+            member = _Member(self, consumer, self._now())
             self._members.append(member)
             try:
                 await self._check_topics(consumer)
@@ -434,7 +458,11 @@ class KafkaSourceDispatcher:
         consumer = member.consumer
         last_commit = self._now()
         while not self._stopping.is_set():
-            batches = await consumer.getmany(timeout_ms=200, max_records=self._fetch_max_records)
+            set_fetch_wait(consumer, member.fetch_wait.wait(self._now()))
+            batches = await self._fetch(member)
+            if batches:
+                member.fetch_wait.records(self._now())
+                self._progress()
             for tp, records in batches.items():
                 worker = member.workers.get(tp)
                 if worker is None:
@@ -445,6 +473,32 @@ class KafkaSourceDispatcher:
             if self._now() - last_commit >= self.spec.commit_interval or (member.fresh and batches):
                 last_commit = self._now()
                 await member.commit()
+
+    async def _fetch(self, member: _Member) -> dict[TopicPartition, list[KafkaRecord]]:
+        """The next records. While there is work to follow (backpressure, commits) it waits 200 ms at most; while
+        quiet, up to `idle_poll_interval`, and a stop ends the wait at once."""
+        consumer, limit = member.consumer, self._fetch_max_records
+        if not member.quiet:
+            batches: dict[TopicPartition, list[KafkaRecord]] = await consumer.getmany(timeout_ms=200,
+                                                                                        max_records=limit)
+            return batches
+        fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=round(self.spec.idle_poll_interval * 1000),
+                                                       max_records=limit))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            fetch.cancel()
+            raise
+        finally:
+            stop.cancel()
+        if fetch.done():
+            batches = fetch.result()
+            return batches
+        fetch.cancel()  # stopping: whatever it would have returned stays unconsumed, hence uncommitted
+        with contextlib.suppress(asyncio.CancelledError):
+            await fetch
+        return {}
 
     async def _shutdown_member(self, member: _Member) -> None:
         with contextlib.suppress(Exception):
@@ -480,6 +534,7 @@ class KafkaSourceDispatcher:
                 record.offset,
             )
             self.counters.dropped += 1
+            self._progress()
             return
         targets = await self._destinations()
         if targets is None:
@@ -498,8 +553,10 @@ class KafkaSourceDispatcher:
         except Exception:
             log.exception("kafkasource %s: delivery of %s failed unexpectedly; dropping", self.key, event["id"])
             self.counters.dropped += 1
+            self._progress()
             return
         self.counters.record(result)
+        self._progress()
         if hop is not None and parent is not None and self._tracer is not None:
             self._tracer.record_span(
                 hop.trace_id, hop.span_id, parent.span_id, "kafka-source", "wisp", start_ns, self._tracer.now_ns(),

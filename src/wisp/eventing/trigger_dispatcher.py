@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from wisp.eventing.broker import DEFAULT_TTL, BrokerRegistry, event_from_record,
 from wisp.eventing.broker_log import BrokerLog, CursorKey
 from wisp.eventing.cloudevents import CloudEvent, CloudEventError
 from wisp.eventing.delivery import Deliverer, DeliveryCounters, DeliveryResult, DeliverySpec, Destination
+from wisp.eventing.fetch_wait import SHORT, AdaptiveFetchWait, set_fetch_wait
 from wisp.eventing.filters import Predicate, compile_filter
-from wisp.types import Resource
+from wisp.types import Clock, Resource
 
 __all__ = [
     "KafkaTriggerDispatcher",
@@ -320,6 +322,7 @@ class KafkaTriggerDispatcher(_Dispatcher):
         *,
         initial_offset: str = "latest",
         ready_timeout: float = 60.0,
+        now: Clock = time.monotonic,
     ) -> None:
         super().__init__(handler)
         cfg = handler.config
@@ -327,8 +330,11 @@ class KafkaTriggerDispatcher(_Dispatcher):
         self.group_id = trigger_group_id(cfg.namespace, cfg.name)
         self._consumer = consumer_factory(
             group_id=self.group_id, enable_auto_commit=False, auto_offset_reset=initial_offset,
-            fetch_max_wait_ms=10,  # a broker may hold each fetch for the whole wait: keep latency low
+            fetch_max_wait_ms=round(SHORT * 1000),  # then adapted to idleness: see fetch_wait
+            consumer_timeout_ms=1000,  # the fetcher's safety-net wake-up; it wakes on its events anyway
         )
+        self._now = now
+        self._fetch_wait = AdaptiveFetchWait(since=now())
         self._ready_timeout = ready_timeout
         self._assigned = asyncio.Event()
 
@@ -374,7 +380,10 @@ class KafkaTriggerDispatcher(_Dispatcher):
 
     async def _run(self) -> None:
         while True:
+            set_fetch_wait(self._consumer, self._fetch_wait.wait(self._now()))
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=self.config.max_in_flight)
+            if batches:
+                self._fetch_wait.records(self._now())
             for tp, records in batches.items():
                 for record in records:
                     try:

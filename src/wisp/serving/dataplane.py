@@ -1,7 +1,9 @@
 """The running side of Serving: per revision a runner, a throttler and a KPA autoscaler.
 
 The ingress looks throttlers up here. One ticker drives every revision's autoscaler each
-`tick_interval` seconds; a request that finds no ready instance pokes its autoscaler at once.
+`tick_interval` seconds; a request that finds no ready instance pokes its autoscaler at once. A revision at
+zero with no request is not ticked (nothing could change); while no revision needs ticks, the ticker
+sleeps without a timer until a poke, a new revision or a settings change wakes it.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class DataPlane:
         self._tick_interval = tick_interval
         self._revisions: dict[RevisionKey, _Revision] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # set when a revision may need ticks again
 
     async def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick_loop(), name="autoscaler ticks")
@@ -115,6 +118,7 @@ class DataPlane:
         if autoscaler is not None:
             throttler.hooks = self._hooks(key, revision, autoscaler)
         self._revisions[key] = revision
+        self._wake.set()
         await runner.start()
         self._on_change(key)
 
@@ -172,9 +176,15 @@ class DataPlane:
         revision.throttler.queue_depth = settings.queue_depth
         if revision.autoscaler is not None and settings.scaling.supported:
             revision.autoscaler.update_spec(settings.scaling)
+            self._wake.set()  # a min-scale may have appeared
+
+    @staticmethod
+    def _needs_tick(revision: _Revision) -> bool:
+        autoscaler = revision.autoscaler
+        return autoscaler is not None and not autoscaler.idle_at_zero(len(revision.runner.pods))
 
     def tick(self) -> None:
-        """One autoscaler round over every revision (the ticker calls it; tests may too)."""
+        """One autoscaler round over every revision that needs one (the ticker calls it; tests may too)."""
         now = self._clock()
         routed = self._routed()
         for key, revision in list(self._revisions.items()):
@@ -184,17 +194,22 @@ class DataPlane:
             if key in routed:
                 revision.ever_routed = True
             revision.autoscaler.reachable = key in routed or not revision.ever_routed
-            self._apply(key, revision, revision.autoscaler.tick(now, revision.runner.ready_count))
+            if self._needs_tick(revision):
+                self._apply(key, revision, revision.autoscaler.tick(now, revision.runner.ready_count))
 
     def _apply(self, key: RevisionKey, revision: _Revision, decision: Decision) -> None:
         runner = revision.runner
         if decision.desired != runner.desired:
             log.info("%s/%s: %s (was %d)", key[0], key[1], decision.describe(), runner.desired)
             runner.set_desired(decision.desired)
+            self._wake.set()  # a poke at zero: the revision needs ticks from now on
             self._on_change(key)
 
     async def _tick_loop(self) -> None:
         while True:
+            if not any(self._needs_tick(r) for r in self._revisions.values()):
+                self._wake.clear()
+                await self._wake.wait()
             await asyncio.sleep(self._tick_interval)
             try:
                 self.tick()

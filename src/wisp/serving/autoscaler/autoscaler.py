@@ -2,7 +2,8 @@
 
 The throttler calls `record_start`/`record_finish` for every request (queued ones included) and
 `poke` when a request arrives while no instance is ready; the daemon calls `tick` every
-`spec.tick_interval` seconds with the ready instance count and applies `Decision.desired`.
+`spec.tick_interval` seconds with the ready instance count and applies `Decision.desired`, except while
+`idle_at_zero` (a revision at zero with no request: the tick could only decide 0 again).
 Not thread-safe: call it from one event loop.
 """
 
@@ -48,6 +49,19 @@ class RevisionAutoscaler:
         Call `record_start` for the request first; a poke without one still counts one waiting request.
         """
         return self._decide(now, self._ready, poked=True)
+
+    def idle_at_zero(self, instances: int) -> bool:
+        """True when ticking cannot change anything until a request arrives (`poke`) or the spec changes: the
+        last decision was 0 and was itself made with no ready instance, no instance exists (not even one
+        draining), no request is in flight, and min-scale is 0. Such a tick records nothing (idle seconds are
+        recorded only while instances exist), the windows hold no request, and what the decider state still
+        holds can only keep the count at 0 (panic and scale-down delay hold a count up, and expire by `now`,
+        read at the next decision), so skipping ticks in this state changes no later decision. The decision
+        that took the last instance away saw it ready: one tick at zero must follow, or the next poke would
+        take the revision for active all along (and record the idle time as idle seconds)."""
+        last = self.last_decision
+        return (last is not None and last.desired == 0 and last.ready_instances == 0 and instances == 0
+                and self.collector.in_flight == 0 and self.spec.min_scale == 0)
 
     def update_spec(self, spec: ScalingSpec) -> None:
         """Apply changed annotations or config live; the windows keep their history."""
