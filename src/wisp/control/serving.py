@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from wisp.api import kinds as k
@@ -194,13 +195,19 @@ class ServingReconciler:
         key = (meta["namespace"], meta["name"])
         status: dict[str, Any] = {"observedGeneration": meta.get("generation", 1)}
         try:
-            env = instance_env(
-                revision,
-                lambda ns, n: self.store.get(k.SECRET, ns, n),
-                lambda ns, n: self.store.get(k.CONFIG_MAP, ns, n),
-                self.extra_env(revision),
-            )
-            spec = workload_spec(revision, env)
+            def secrets(ns: str, n: str) -> Resource | None:
+                return self.store.get(k.SECRET, ns, n)
+
+            def config_maps(ns: str, n: str) -> Resource | None:
+                return self.store.get(k.CONFIG_MAP, ns, n)
+
+            added = self.extra_env(revision)
+            env = instance_env(revision, secrets, config_maps, added)
+            # What the daemon's own environment put there (PATH, HOME, ...): a local process needs it, an OCI
+            # container must not get it (the image has its own PATH and HOME).
+            bare = instance_env(revision, secrets, config_maps, added, inherited={})
+            host_env = frozenset(name for name, value in env.items() if bare.get(name) != value)
+            spec = replace(workload_spec(revision, env), host_env=host_env)
         except SpecError as exc:
             await self.dataplane.remove(key)
             failed = Condition.false("ContainerHealthy", "CreateContainerConfigError", str(exc))

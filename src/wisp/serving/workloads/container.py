@@ -165,7 +165,8 @@ class EngineRuntime:
         spec = self.spec
         argv = [self.engine, "run", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:{port}"]
         for key, value in {**spec.env, "PORT": str(port)}.items():
-            argv += ["-e", f"{key}={value}"]
+            if key not in spec.host_env:
+                argv += ["-e", f"{key}={value}"]
         if spec.command:
             argv += ["--entrypoint", spec.command[0]]
         return [*argv, spec.image, *spec.command[1:], *spec.args]

@@ -34,6 +34,9 @@ class WorkloadSpec:
     command: list[str] = field(default_factory=list)
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # complete env for instances except PORT
+    # Names in `env` taken from the daemon's environment (PATH, HOME, ...), not asked for by the Revision:
+    # local processes need them; an OCI container gets only what the Revision declares and the contract.
+    host_env: frozenset[str] = frozenset()
     function_target: str = "main:handle"
     probe: Probe = Probe()
     timeout_seconds: float = 300  # drain budget on SIGTERM
