@@ -58,6 +58,9 @@ async def test_import_time_exception_gives_clients_a_short_reason(tmp_path: Path
                                             timeout=60)
         assert described.returncode == 0, described.stderr
         assert SECRET in described.stdout and "helpers.py" in described.stdout
+        # So does `wisp logs` (no instance ever ran: the revision's own log says why).
+        logs = await h.client.get(f"{h.api}/api/v1/namespaces/default/services/broken/logs")
+        assert "[broken-00001]" in logs.text and "RuntimeError in helpers.py" in logs.text and SECRET in logs.text
 
 
 async def test_missing_module_reason(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from wisp.net import free_port
@@ -17,7 +18,7 @@ from wisp.serving.reasons import public_reason
 from wisp.serving.routing import RevisionKey
 from wisp.serving.throttler import Slot, Throttler
 from wisp.serving.upstream import UpstreamPool
-from wisp.serving.workloads.log_rotation import LogLimits, cap_while_running
+from wisp.serving.workloads.log_rotation import LogLimits, cap_while_running, rotate
 from wisp.serving.workloads.logs import tail_text
 from wisp.serving.workloads.types import Instance, Runtime, WorkloadError
 from wisp.types import Clock
@@ -104,6 +105,7 @@ class RevisionRunner:
         except WorkloadError as exc:
             self._set_health(RevisionHealth(False, "WorkloadFailed", str(exc), failed=True))
             self._refuse(str(exc))
+            self._record_failure(str(exc))
             return
         if self.desired == 0:
             # Initial scale 0: nothing to probe, the revision is ready to be scaled from zero.
@@ -217,7 +219,10 @@ class RevisionRunner:
                                             str(exc), failed=True))
             if self.ready_count == 0:
                 self._refuse(str(exc))  # starting fails: answer held requests rather than hold them
-            log.warning("instance %s failed to start: %s", pod.name, exc)
+            if pod.instance is None:  # no instance, so no instance log says why (a template that cannot load)
+                self._record_failure(str(exc))
+            else:
+                log.warning("instance %s failed to start: %s", pod.name, exc)
             self._wake.set()
             return
         if pod.phase != "Pending":  # terminated while starting
@@ -260,6 +265,18 @@ class RevisionRunner:
             pod.counted = False
             self.budget.give_back()
         self.on_change()
+
+    def _record_failure(self, message: str) -> None:
+        """A failure no instance log holds goes to the daemon's log and to the revision's own log file,
+        which `wisp logs` shows beside its instances' (prefixed with the revision's name)."""
+        log.warning("revision %s/%s failed to start: %s", *self.key, message)
+        stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        path = self.log_dir / f"{self.key[1]}.log"
+        with contextlib.suppress(OSError):
+            if path.stat().st_size > self.log_limits.max_bytes:  # a crash loop must not fill the disk either
+                rotate(path)
+        with contextlib.suppress(OSError), path.open("a") as f:
+            f.write(f"{stamp} wisp: revision {self.key[1]} failed to start: {message}\n")
 
     def _refuse(self, message: str, limit: bool = False) -> None:
         """Requests held for this revision (and new ones, until an instance is ready) get a short reason."""
