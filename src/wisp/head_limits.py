@@ -46,6 +46,12 @@ def _head_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
     return len(url) + 20 + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
+# uvicorn's callbacks, called directly rather than through super(): these run several times per request.
+_base_on_message_begin = HttpToolsProtocol.on_message_begin
+_base_on_headers_complete = HttpToolsProtocol.on_headers_complete
+_base_on_message_complete = HttpToolsProtocol.on_message_complete
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """Pass as `uvicorn.Config(http=LimitedHttpToolsProtocol)`."""
 
@@ -73,8 +79,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """Feed only the bytes the limit leaves: enough to tell whether the head ends within it."""
         fits = MAX_HEAD_BYTES - (self._head_bytes - len(data))
         self._feed(data[:fits])
-        if self._refused or self.transport.is_closing():
-            return
+        if self._refused or self.transport.is_closing() or self.parser.should_upgrade():
+            return  # an upgraded connection's bytes after its head are dropped, as uvicorn itself does
         if self._in_head and self._read_in_head:
             self._refuse(HeadRefused(431, f"the request head is larger than {MAX_HEAD_BYTES} bytes"))
             return
@@ -127,11 +133,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._counted = self._read_in_head
-        super().on_message_begin()
+        _base_on_message_begin(self)
 
     def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        if len(self.url) > MAX_TARGET_BYTES:
+        # uvicorn's on_url, inline (it is one line, and this runs on every request).
+        self.url = whole = self.url + url
+        if len(whole) > MAX_TARGET_BYTES:
             raise HeadRefused(414, f"the request target is longer than {MAX_TARGET_BYTES} bytes")
 
     def on_headers_complete(self) -> None:
@@ -140,11 +147,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             raise HeadRefused(431, f"the request has more than {MAX_FIELDS} header fields")
         if not self._counted and _head_size(self.url, self.headers) > MAX_HEAD_BYTES:
             raise HeadRefused(431, f"the request head is larger than {MAX_HEAD_BYTES} bytes")
-        super().on_headers_complete()
+        _base_on_headers_complete(self)
 
     def on_message_complete(self) -> None:
         # The next head begins here; if that is mid-read, the rest of the read is not counted towards it.
         self._in_head = True
         self._head_bytes = 0
         self._read_in_head = False
-        super().on_message_complete()
+        _base_on_message_complete(self)
