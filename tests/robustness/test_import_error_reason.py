@@ -115,6 +115,8 @@ async def test_a_container_that_stops_starting_answers_held_requests_briefly(tmp
         (box / "BROKEN").write_text("")
         os.kill(pod.instance.pid, signal.SIGKILL)  # its replacement will not start
         async with asyncio.timeout(30):
+            while runner.ready_count:  # its death seen (a request sent to it as it dies gets 502)
+                await asyncio.sleep(0.01)
             replies = await asyncio.gather(*(h.request("flaky.default.localhost") for _ in range(3)))
         for reply in replies:
             assert reply.status_code == 503, reply.text
