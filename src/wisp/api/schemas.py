@@ -133,6 +133,9 @@ def _complete(kind: Kind, schema: Schema) -> Schema:
         _at(out, "spec", "subject", "selector")["properties"]["matchLabels"] = string_map()
     elif kind is kinds.PING_SOURCE:
         _at(out, "spec", "ceOverrides")["properties"]["extensions"] = string_map()
+    elif kind is kinds.KAFKA_SOURCE:
+        # Fields of older KafkaSource versions (and the seed's) that wisp accepts and ignores.
+        _add(out, ("spec",), selector=ANY_OBJECT, resources=ANY_OBJECT, placements=ANY_OBJECT, reply=ANY_OBJECT)
     return out
 
 

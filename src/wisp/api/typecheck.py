@@ -1,8 +1,9 @@
 """Field types checked against a kind's OpenAPI v3 schema, as the API server checks a CRD's structural schema.
 
-Only types (and integer formats) are checked here. Which fields are allowed, required or bounded is
-Knative's validation (validate_*.py), which runs once every type is right — the way a Kubernetes API server
-runs Knative's validating webhook only after the schema check passed.
+Checked here: each field's type (and integer format), and that every field is declared (kubectl's strict
+field validation), with Knative's wording. Which fields are required, how values relate and what bounds
+they keep is Knative's validation (validate_*.py), which runs on the well-typed rest — the way a Kubernetes
+API server calls Knative's validating webhook after the schema check.
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ def _check(value: object, schema: Schema, path: str, errors: list[FieldError]) -
             return _DROP
         return value
     expected = schema.get("type")
-    if expected is None or (value is None and schema.get("nullable")):
-        return value  # no type: anything goes (x-kubernetes-preserve-unknown-fields without a type)
+    if value is None and schema.get("nullable"):
+        return value
+    if expected is None:  # no type: anything goes (x-kubernetes-preserve-unknown-fields), but a null item
+        return _without_null_items(value, path, errors)
     if expected == "object":
         return _object(value, schema, path, errors)
     if expected == "array":
@@ -100,6 +103,7 @@ def _object(value: object, schema: Schema, path: str, errors: list[FieldError]) 
         return _DROP
     properties: dict[str, Schema] = schema.get("properties") or {}
     extra = schema.get("additionalProperties")
+    open_ended = schema.get("x-kubernetes-preserve-unknown-fields") or extra is True
     kept: dict[Any, Any] = {}
     for key, item in value.items():
         if not isinstance(key, str):
@@ -109,7 +113,11 @@ def _object(value: object, schema: Schema, path: str, errors: list[FieldError]) 
             item = _check(item, properties[key], f"{path}.{key}" if path else key, errors)
         elif isinstance(extra, dict):
             item = _check(item, extra, f"{path}[{key}]", errors)
-        # Other keys are unknown fields: Knative's validation names them, with its own messages.
+        elif open_ended:
+            item = _without_null_items(item, f"{path}.{key}" if path else key, errors)
+        else:
+            errors.append(FieldError(f"{path}.{key}" if path else key, "must not set the field(s)"))
+            item = _DROP
         if item is not _DROP:
             kept[key] = item
     return kept
@@ -124,6 +132,22 @@ def _array(value: object, schema: Schema, path: str, errors: list[FieldError]) -
         return value
     kept = [_check(item, items, f"{path}[{index}]", errors) for index, item in enumerate(value)]
     return _DROP if any(item is _DROP for item in kept) else kept
+
+
+def _without_null_items(value: object, path: str, errors: list[FieldError]) -> Any:
+    """An untyped value as it is, unless a list in it holds a null (mapping nulls were pruned before)."""
+    stack: list[tuple[object, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, f"{where}[{k}]") for k, v in item.items())
+        elif isinstance(item, list):
+            for index, child in enumerate(item):
+                if child is None:
+                    errors.append(FieldError(f"{where}[{index}]", "must not be null"))
+                    return _DROP
+                stack.append((child, f"{where}[{index}]"))
+    return value
 
 
 def _is_int(value: object) -> bool:

@@ -47,6 +47,16 @@ SUPPORTED_SPECVERSIONS = frozenset({"1.0", "0.3"})
 EventFormat = Literal["binary", "structured"]
 
 _ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]+\Z")  # \Z: `$` would allow a trailing newline
+# Context attributes are Strings, URIs or Timestamps, all strings in JSON; an extension may also be a Boolean
+# or an Integer (CloudEvents type system). Anything else (a float, an object) has no CloudEvents type.
+_STRING_ATTRIBUTES = frozenset(
+    {"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time", "schemaurl",
+     "datacontentencoding"}
+)  # fmt: skip
+_MEDIA_TYPE = re.compile(r"[\x20-\x7e]*")
+# JSON deeper than this is refused (structured) or kept as bytes (data): Python's json recurses per level,
+# and an event decoded near the top of the stack may be encoded again much deeper in it.
+MAX_JSON_DEPTH = 100
 # HTTP binding §3.1.3.2: characters outside printable ASCII (and '%' itself) travel percent-encoded.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
@@ -91,10 +101,63 @@ def decode_data(body: bytes, content_type: str | None) -> Any:
         return None
     if is_json_content_type(content_type):
         try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return body
+        return body if _json_problem(data) else data
     return body
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why decoded JSON cannot travel on as it is (too deep, or a lone surrogate from a `\\ud800` escape,
+    which no UTF-8 text can carry), or None. Iterative."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
+        if isinstance(item, str) and not _is_text(item):
+            return "a string that is not valid Unicode (a lone surrogate)"
+        if isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return None
+
+
+def _is_text(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _attribute_value(name: str, value: Any) -> Any:
+    """A decoded attribute's value if the CloudEvents type system has a type for it; else CloudEventError."""
+    if isinstance(value, str):
+        if not _is_text(value):
+            raise CloudEventError(f"CloudEvent attribute {name!r} is not valid Unicode text")
+        if name == "datacontenttype" and not _MEDIA_TYPE.fullmatch(value):
+            # It travels on as the Content-Type header in binary mode: no control characters in it.
+            raise CloudEventError("CloudEvent attribute 'datacontenttype' must be a media type in printable ASCII")
+        return value
+    if name not in _STRING_ATTRIBUTES:
+        if isinstance(value, bool) or (isinstance(value, int) and -(2**31) <= value < 2**31):
+            return value
+        raise CloudEventError(f"CloudEvent attribute {name!r} must be a string, a boolean or a 32-bit integer")
+    raise CloudEventError(f"CloudEvent attribute {name!r} must be a string")
+
+
+def _json_bytes(data: Any) -> bytes:
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the escaped form is the same JSON value, in ASCII
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def encode_data(data: Any, content_type: str | None) -> bytes:
@@ -104,8 +167,8 @@ def encode_data(data: Any, content_type: str | None) -> bytes:
     if isinstance(data, bytes | bytearray | memoryview):
         return bytes(data)
     if isinstance(data, str) and not is_json_content_type(content_type):
-        return data.encode()
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        return data.encode("utf-8", "replace")  # a lone surrogate (no UTF-8 form) must not stop the event
+    return _json_bytes(data)
 
 
 def _check_required(attributes: Mapping[str, Any]) -> None:
@@ -126,10 +189,10 @@ def _parse_binary(headers: dict[str, str], body: bytes) -> CloudEvent:
         if name.startswith("ce-"):
             attr = name[3:]
             validate_attribute_name(attr)
-            attributes[attr] = unquote(value)
+            attributes[attr] = _attribute_value(attr, unquote(value))
     content_type = headers.get("content-type")
     if content_type:
-        attributes["datacontenttype"] = content_type
+        attributes["datacontenttype"] = _attribute_value("datacontenttype", content_type)
     _check_required(attributes)
     return make_event(attributes, decode_data(body, content_type))
 
@@ -138,12 +201,15 @@ def event_from_dict(obj: Any) -> CloudEvent:
     """One structured-mode JSON object → CloudEvent (`data_base64` becomes bytes)."""
     if not isinstance(obj, dict):
         raise CloudEventError("a structured CloudEvent must be a JSON object")
+    problem = _json_problem(obj)
+    if problem:
+        raise CloudEventError(f"structured CloudEvent holds {problem}")
     attributes: dict[str, Any] = {}
     for name, value in obj.items():
-        if name in ("data", "data_base64"):
-            continue
+        if name in ("data", "data_base64") or value is None:
+            continue  # a null attribute is an absent one (JSON event format)
         validate_attribute_name(name)
-        attributes[name] = value
+        attributes[name] = _attribute_value(name, value)
     _check_required(attributes)
     data: Any = None
     if "data_base64" in obj and obj["data_base64"] is not None:
@@ -162,6 +228,8 @@ def event_from_json(body: bytes | str) -> CloudEvent:
         obj = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CloudEventError(f"structured CloudEvent is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise CloudEventError(f"structured CloudEvent is nested more than {MAX_JSON_DEPTH} levels deep") from exc
     return event_from_dict(obj)
 
 
@@ -178,6 +246,8 @@ def parse_request(headers: Mapping[str, str], body: bytes) -> list[CloudEvent]:
             items = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise CloudEventError(f"batched CloudEvents are not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise CloudEventError(f"batched CloudEvents are nested more than {MAX_JSON_DEPTH} levels deep") from exc
         if not isinstance(items, list):
             raise CloudEventError("batched CloudEvents must be a JSON array")
         return [event_from_dict(item) for item in items]
@@ -216,20 +286,23 @@ def event_to_dict(event: CloudEvent) -> dict[str, Any]:
 
 
 def event_to_json(event: CloudEvent) -> bytes:
-    return json.dumps(event_to_dict(event), separators=(",", ":"), ensure_ascii=False).encode()
+    return _json_bytes(event_to_dict(event))
 
 
 def encode(event: CloudEvent, fmt: EventFormat = "binary") -> tuple[dict[str, str], bytes]:
     """(headers, body) of an HTTP message carrying `event` in binary (default) or structured mode."""
-    if fmt == "structured":
+    content_type = event.get("datacontenttype")
+    # In binary mode the data's media type becomes Content-Type, and a receiver reads `application/cloudevents*`
+    # there as structured or batched mode (HTTP binding §3.1): such an event can travel only structured.
+    if fmt == "structured" or str(content_type or "").strip().lower().startswith("application/cloudevents"):
         return {"content-type": STRUCTURED_CONTENT_TYPE}, event_to_json(event)
     headers: dict[str, str] = {}
-    content_type = event.get("datacontenttype")
     data = event.get_data()
     for name in event:
         if name == "datacontenttype":
             continue
-        headers[f"ce-{name}"] = quote(_attribute_text(event[name]), safe=_HEADER_SAFE)
+        # errors="replace": an event built elsewhere may hold a lone surrogate, which has no UTF-8 form.
+        headers[f"ce-{name}"] = quote(_attribute_text(event[name]), safe=_HEADER_SAFE, errors="replace")
     if content_type:
         headers["content-type"] = str(content_type)
     elif data is not None and not isinstance(data, bytes | bytearray | memoryview):
