@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.serving.harness import Harness, running_daemon, service, write_function
+from wisp.api import kinds as k
 from wisp.serving.revision_runner import RevisionRunner
 
 FUNCTION = """
@@ -31,6 +32,10 @@ CONTAINER = """
 import json, os, signal, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+
+if os.path.exists("SLOW"):
+    time.sleep(60)  # a replacement that takes its time to listen
 
 
 class H(BaseHTTPRequestHandler):
@@ -127,3 +132,21 @@ async def test_a_container_instance_that_exits_is_replaced(tmp_path: Path) -> No
         assert again.status_code == 200
         assert runner.pods[0] is not pod
         assert pod.instance is not None and again.json()["pid"] != pod.instance.pid
+
+
+async def test_requests_held_for_a_removed_revision_are_answered(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(_manifest("container", tmp_path))
+        await h.ready("victim")
+        runner = _runner(h)
+        [pod] = runner.pods
+        assert pod.instance is not None
+        (tmp_path / "box" / "SLOW").write_text("")
+        os.kill(pod.instance.pid, signal.SIGKILL)
+        await _until(lambda: runner.ready_count == 0)
+        held = asyncio.create_task(h.request("victim.default.localhost"))
+        await _until(lambda: runner.throttler.queued == 1)
+        h.daemon.store.delete(k.SERVICE, "default", "victim")  # its revision goes while the request waits
+        async with asyncio.timeout(20):  # not the revision's 300 s timeout
+            reply = await held
+        assert reply.status_code == 503 and "being stopped" in reply.text

@@ -115,6 +115,11 @@ class RevisionRunner:
     async def stop(self) -> None:
         """Drain every instance (each finishes its in-flight requests), then stop the runtime."""
         self._stopping = True
+        # Requests still waiting for an instance will not get one from this runner (the revision is removed or
+        # replaced): answer them now rather than at their deadline.
+        for pod in self.pods:
+            self.throttler.remove(pod.slot)
+        self.throttler.refuse(f"revision {self.key[1]} is being stopped")
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
