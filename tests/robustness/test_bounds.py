@@ -193,3 +193,26 @@ def test_nul_where_exec_needs_c_strings(field: str, value: object) -> None:
     (path,) = found
     assert path.startswith(f"{CONTAINER}.{field}")
     assert "NUL" in found[path]
+
+
+# -- wisp's own annotations, read by the revision reconciler ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("0", True), ("10", True), ("1000000", True), ("1000001", False), ("-1", False), ("ten", False),
+     ("1e3", False), ("١٢", False), ("", False)],
+)  # fmt: skip
+def test_queue_depth_must_be_an_integer_the_throttler_can_use(value: str, ok: bool) -> None:
+    found = errors(service(**{"wisp.dev/queue-depth": value}))
+    assert (found == {}) is ok, found
+    if not ok:
+        assert list(found) == [f"{ANNOTATIONS}[wisp.dev/queue-depth]"]
+
+
+@pytest.mark.parametrize("key", ["wisp.dev/function-target", "wisp.dev/manifest-dir"])
+def test_no_nul_in_annotations_that_become_arguments_or_paths(key: str) -> None:
+    assert list(errors(service(**{key: "main\x00:handle"}))) == [f"{ANNOTATIONS}[{key}]"]
+    res = valid_manifest("Service")
+    res["metadata"]["annotations"][key] = "/srv\x00"  # the loader writes the manifest dir on the Service
+    assert list(errors(res)) == [f"metadata.annotations[{key}]"]

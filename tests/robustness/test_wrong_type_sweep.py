@@ -195,3 +195,47 @@ def test_the_sweep_is_large() -> None:
     """The sweep covers thousands of cases (the schemas' PodSpec alone has hundreds of fields)."""
     total = sum(sweep(kind_name)[0] for kind_name in ("Service", "Trigger", "KafkaSource"))
     assert total > 2000
+
+
+# -- the probe's own cases (issue 8), spelled out ------------------------------------------------------------
+
+CONTAINER = ("spec", "template", "spec", "containers", 0)
+
+
+@pytest.mark.parametrize(
+    ("kind_name", "path", "field"),
+    [
+        ("Service", (*CONTAINER, "envFrom", 0, "prefix"), "spec.template.spec.containers[0].envFrom[0].prefix"),
+        (
+            "Service",
+            (*CONTAINER, "readinessProbe", "httpGet", "path"),
+            "spec.template.spec.containers[0].readinessProbe.httpGet.path",
+        ),
+        ("SinkBinding", ("spec", "subject", "name"), "spec.subject.name"),
+    ],
+)
+def test_an_object_where_a_string_belongs(kind_name: str, path: tuple[Any, ...], field: str) -> None:
+    doc = valid_manifest(kind_name)
+    node = doc
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = {"not": "a string"}
+    _, errors = admit(doc)
+    assert [(e.path, e.message) for e in errors] == [(field, "must be of type string, got object")]
+
+
+@pytest.mark.parametrize("kind_name", ["Service", "Configuration", "Revision", "KafkaSource", "Trigger"])
+def test_spec_null_is_no_spec_and_refused(kind_name: str) -> None:
+    doc = valid_manifest(kind_name)
+    doc["spec"] = None
+    _, errors = admit(doc)
+    assert errors and all(e.path.startswith("spec") for e in errors), errors
+
+
+@pytest.mark.parametrize("kind_name", ["Route", "Broker"])
+def test_spec_null_where_spec_is_optional_is_an_empty_spec(kind_name: str) -> None:
+    doc = valid_manifest(kind_name)
+    doc["spec"] = None
+    defaulted, errors = admit(doc)
+    assert errors == []
+    assert isinstance(defaulted["spec"], dict)  # never None for a reconciler

@@ -89,6 +89,8 @@ def _revision(res: Resource, rd: RevisionDefaults) -> None:
 
 
 def _route(res: Resource) -> None:
+    if "spec" not in res:
+        res["spec"] = {}  # Knative always writes a Route's spec, if empty: its reconciler may rely on it
     spec = _mapping(res, "spec")
     if spec is not None:
         _traffic(spec, service=False)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wisp.api.errors import FieldError
+from wisp.api.loader import MANIFEST_DIR_ANNOTATION
 from wisp.api.validate_core import (
     Errors,
     as_list,
@@ -38,6 +39,9 @@ RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091})
 RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
 WORKLOAD_CLASSES = frozenset({"function", "container"})
 WORKLOAD_CLASS_ANNOTATION = "wisp.dev/workload-class"
+QUEUE_DEPTH_ANNOTATION = "wisp.dev/queue-depth"  # requests a revision's throttler holds beyond its capacity
+MAX_QUEUE_DEPTH = 1_000_000
+FUNCTION_TARGET_ANNOTATION = "wisp.dev/function-target"
 
 # Kubernetes' rule since 1.30 (RelaxedEnvironmentVariableValidation): any printable ASCII but '='.
 ENV_NAME_RULE = "a valid environment variable name must consist only of printable ASCII characters other than '='"
@@ -225,7 +229,9 @@ def _owner_metadata(res: Resource) -> Errors:
                 f"so that revision names ({name}-00001) fit in 63",
             )
         )
-    errs.extend(_class_annotation(string_map(meta.get("annotations"), ""), "metadata.annotations"))
+    annotations = string_map(meta.get("annotations"), "")
+    errs.extend(_class_annotation(annotations, "metadata.annotations"))
+    errs.extend(_wisp_annotations(annotations, "metadata.annotations"))  # the manifest dir is set here
     return errs
 
 
@@ -278,9 +284,29 @@ def _template_metadata(
 
 
 def _annotations(meta: object, path: str, config: AutoscalerConfig | None) -> Errors:
-    """Autoscaling annotations (the autoscaler owns their rules) and wisp's workload class."""
+    """Autoscaling annotations (the autoscaler owns their rules) and wisp's own annotations."""
     annotations = string_map(meta.get("annotations") if isinstance(meta, dict) else None, path)
-    return nest(validate_annotations(annotations, config=config), path) + _class_annotation(annotations, path)
+    return (
+        nest(validate_annotations(annotations, config=config), path)
+        + _class_annotation(annotations, path)
+        + _wisp_annotations(annotations, path)
+    )
+
+
+def _wisp_annotations(annotations: Mapping[str, str], path: str) -> Errors:
+    """wisp's annotations that a revision's reconciler reads: they must be usable as written."""
+    errs: Errors = []
+    depth = annotations.get(QUEUE_DEPTH_ANNOTATION)
+    # isdigit() alone takes other scripts' digits; the length check keeps int() from parsing a huge number.
+    is_count = depth is not None and depth.isascii() and depth.isdigit() and len(depth) <= 7
+    if depth is not None and not (is_count and int(depth) <= MAX_QUEUE_DEPTH):
+        errs.append(
+            invalid(depth, f"{path}[{QUEUE_DEPTH_ANNOTATION}]", f"must be an integer from 0 to {MAX_QUEUE_DEPTH}")
+        )
+    for key in (FUNCTION_TARGET_ANNOTATION, MANIFEST_DIR_ANNOTATION):
+        if "\0" in annotations.get(key, ""):
+            errs.append(FieldError(f"{path}[{key}]", NUL_RULE))
+    return errs
 
 
 def _class_annotation(annotations: Mapping[str, str], path: str) -> Errors:
