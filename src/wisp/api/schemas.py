@@ -88,11 +88,20 @@ NAMESPACE: Schema = obj(**_TYPE_META, spec=obj(finalizers=array_of(STRING)), sta
 _CORE: dict[Kind, Schema] = {kinds.CONFIG_MAP: CONFIG_MAP, kinds.SECRET: SECRET, kinds.NAMESPACE: NAMESPACE}
 
 
-def _subscriptions_api_filter() -> Schema:
-    """eventing's SubscriptionsAPIFilter: one dialect, `all`/`any`/`not` nesting filters (a cyclic schema)."""
-    node = obj(exact=string_map(), prefix=string_map(), suffix=string_map(), cesql=STRING)
-    node["properties"].update({"all": array_of(node), "any": array_of(node), "not": node})
-    return node
+def _subscriptions_api_filter(levels: int = 4) -> Schema:
+    """eventing's SubscriptionsAPIFilter: one dialect, `all`/`any`/`not` nesting filters. Unrolled to `levels`
+    (a cyclic schema could not be served as OpenAPI); deeper filters stay open, as in the CRD, and Knative's
+    validation (validate_filter) still checks them."""
+    inner = _subscriptions_api_filter(levels - 1) if levels > 1 else ANY_OBJECT
+    return obj(
+        exact=string_map(),
+        prefix=string_map(),
+        suffix=string_map(),
+        cesql=STRING,
+        all=array_of(inner),
+        any=array_of(inner),
+        **{"not": inner},
+    )
 
 
 # -- completing the CRDs -----------------------------------------------------------------------------------
