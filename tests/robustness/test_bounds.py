@@ -216,3 +216,19 @@ def test_no_nul_in_annotations_that_become_arguments_or_paths(key: str) -> None:
     res = valid_manifest("Service")
     res["metadata"]["annotations"][key] = "/srv\x00"  # the loader writes the manifest dir on the Service
     assert list(errors(res)) == [f"metadata.annotations[{key}]"]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [('{"domain":"barrage.demo.knative.top","path":"/*"}', True), ('{"domain":"Demo.Example.COM"}', True),
+     ("[" * 5000 + "]" * 5000, False), ('{"path": "/*"}', False), ('{"domain": "a b"}', False), ("{", False),
+     ('"domain"', False)],
+)  # fmt: skip
+def test_the_seed_domain_annotation_must_name_a_domain(value: str, ok: bool) -> None:
+    key = "fc.revision.serving.knative.aliyun.com/domain"
+    res = valid_manifest("Service")
+    res["metadata"]["annotations"][key] = value
+    found = errors(res)
+    assert (found == {}) is ok, found
+    if not ok:
+        assert list(found) == [f"metadata.annotations[{key}]"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -42,6 +43,8 @@ WORKLOAD_CLASS_ANNOTATION = "wisp.dev/workload-class"
 QUEUE_DEPTH_ANNOTATION = "wisp.dev/queue-depth"  # requests a revision's throttler holds beyond its capacity
 MAX_QUEUE_DEPTH = 1_000_000
 FUNCTION_TARGET_ANNOTATION = "wisp.dev/function-target"
+# The seed platform's custom domain, which wisp turns into a DomainMapping (DESIGN §3).
+ALIYUN_DOMAIN_ANNOTATION = "fc.revision.serving.knative.aliyun.com/domain"
 
 # Kubernetes' rule since 1.30 (RelaxedEnvironmentVariableValidation): any printable ASCII but '='.
 ENV_NAME_RULE = "a valid environment variable name must consist only of printable ASCII characters other than '='"
@@ -306,7 +309,25 @@ def _wisp_annotations(annotations: Mapping[str, str], path: str) -> Errors:
     for key in (FUNCTION_TARGET_ANNOTATION, MANIFEST_DIR_ANNOTATION):
         if "\0" in annotations.get(key, ""):
             errs.append(FieldError(f"{path}[{key}]", NUL_RULE))
+    domain = annotations.get(ALIYUN_DOMAIN_ANNOTATION)
+    if domain:
+        problem = _aliyun_domain_problem(domain)
+        if problem:
+            errs.append(invalid(domain[:80], f"{path}[{ALIYUN_DOMAIN_ANNOTATION}]", problem))
     return errs
+
+
+def _aliyun_domain_problem(raw: str) -> str | None:
+    """Why the seed's domain annotation (`{"domain": "...", "path": "/*"}`) cannot become a DomainMapping."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return 'must be a JSON object such as {"domain": "app.example.com", "path": "/*"}'
+    domain = value.get("domain") if isinstance(value, dict) else None
+    if not isinstance(domain, str) or not domain:
+        return 'must be a JSON object with a "domain" string'
+    problems = dns1123_subdomain(domain.lower())
+    return f"domain {domain!r}: " + "; ".join(problems) if problems else None
 
 
 def _class_annotation(annotations: Mapping[str, str], path: str) -> Errors:
