@@ -1,4 +1,4 @@
-"""Rules on the plain-data shape of a manifest, before any schema: nesting depth, and explicit nulls.
+"""Rules on the plain-data shape of a manifest, before any schema: nesting depth, text, explicit nulls.
 
 Manifests arrive as YAML (bounded by wisp.api.bounded_yaml) or as JSON bodies of the control API; both meet
 the same depth bound here, so every later recursive walk (deepcopy, the validators, json) is safe.

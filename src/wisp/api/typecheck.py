@@ -36,11 +36,6 @@ def json_type(value: object) -> str:
     return type(value).__name__
 
 
-def type_errors(value: object, schema: Schema, path: str = "") -> list[FieldError]:
-    """Every field of `value` whose type the schema contradicts, each at its own path."""
-    return checked(value, schema, path)[1]
-
-
 def checked(value: object, schema: Schema, path: str = "") -> tuple[Any, list[FieldError]]:
     """(`value` without its wrongly typed fields, an error for each of them).
 
@@ -53,9 +48,9 @@ def checked(value: object, schema: Schema, path: str = "") -> tuple[Any, list[Fi
     return (None if kept is _DROP else kept), errors
 
 
-def unrelated(errors: list[FieldError], type_errors: list[FieldError]) -> list[FieldError]:
-    """`errors` less those about a field with a type error, its ancestors or its descendants."""
-    bad = [e.path for e in type_errors]
+def unrelated(errors: list[FieldError], schema_errors: list[FieldError]) -> list[FieldError]:
+    """`errors` less those about a field the schema check refused, its ancestors or its descendants."""
+    bad = [e.path for e in schema_errors]
     return [e for e in errors if not any(_related(e.path, b) for b in bad)]
 
 
