@@ -110,3 +110,13 @@ async def test_a_body_under_the_limit_is_read(daemon: Harness) -> None:
                                         headers={"content-type": "application/json"})
     assert response.status_code == 200, response.text
     assert [r["name"] for r in response.json()["items"]] == ["near"]
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+async def test_deeply_nested_json_is_a_bad_request(daemon: Harness, depth: int) -> None:
+    # Deeper than Python's recursion limit must still be a 400, never a 500.
+    body = '{"items": [' + "[" * depth + "]" * depth + "]}"
+    response = await daemon.client.post(f"{daemon.api}/apply", content=body.encode(),
+                                        headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422), response.text
+    assert daemon.daemon.store.all() == []

@@ -12,7 +12,9 @@ from wisp.store import Store
 from wisp.types import Resource
 
 
-def describe(resource: Resource) -> str:
+def describe(resource: object) -> str:
+    if not isinstance(resource, dict):
+        return f"a {type(resource).__name__}, not an object"
     meta = resource.get("metadata") or {}
     name = meta.get("name", "?") if isinstance(meta, dict) else "?"
     return f"{resource.get('kind', '?')}/{name}"

@@ -290,6 +290,8 @@ async def _json(request: Request) -> Any:
         return await request.json()
     except ValueError as exc:
         return status_response(400, "BadRequest", f"body is not valid JSON: {exc}")
+    except RecursionError:
+        return status_response(400, "BadRequest", "body is not valid JSON: it nests too deeply")
 
 
 def _delete_key(index: int, item: object) -> tuple[Kind, str, str]:
