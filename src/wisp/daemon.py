@@ -140,8 +140,8 @@ class Daemon:
         self.routing = RoutingTable()
         machine = this_machine() if options.max_instances is None else configured_limit(options.max_instances)
         self.dataplane = DataPlane(make_runtime, state / "logs", clock, self._revision_changed,
-                                   routed=self.routing.revisions, tick_interval=options.tick_interval,
-                                   budget=InstanceBudget(machine), log_limits=LogLimits(options.log_max_bytes))
+                                   tick_interval=options.tick_interval, budget=InstanceBudget(machine),
+                                   log_limits=LogLimits(options.log_max_bytes))
         self._ingress_sock: socket.socket | None = None
         self._api_sock: socket.socket | None = None
         self.controller: Controller | None = None

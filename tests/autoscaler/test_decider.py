@@ -79,10 +79,44 @@ def test_scale_down_rate_bound() -> None:
     assert d.desired == math.floor(10 / 2.0)
 
 
-def test_unreachable_revision_has_no_scale_down_bound() -> None:
-    state = replace(fresh(ready=10), panic_time=None, max_panic_pods=0)
-    d = run(SPEC, state, 10.0, 7.0, ready=10, reachable=False)
-    assert d.desired == math.ceil(7.0 / T)
+# An unreachable revision (no Route targets it): zero once no request is left in it, whatever holds a
+# reachable one up; until then it keeps what it has.
+PINNED = replace(SPEC, min_scale=3, initial_scale=5, scale_down_delay=60.0)
+PANICKING = replace(fresh(ready=10), panic_time=9.0, max_panic_pods=10)
+DELAYED = replace(fresh(ready=5), delay_window=((4, 5),))
+UNINITIALIZED = DeciderState.initial(0.0, 0, initialized=False)
+
+
+@pytest.mark.parametrize(
+    ("spec", "state", "ready", "extra", "want", "reason"),
+    [
+        (SPEC, fresh(ready=10), 10, {}, 0, "unreachable"),  # no scale-down rate bound either
+        (SPEC, fresh(ready=10), 10, {"in_flight": 2}, 10, "unreachable: 2 requests still in it"),
+        (SPEC, fresh(ready=0), 0, {"in_flight": 1}, 1, "unreachable: 1 request still in it"),
+        (SPEC, fresh(ready=0), 0, {"held_requests": 1}, 1, "unreachable: 1 request still in it"),  # a poke
+        (PINNED, fresh(ready=3), 3, {}, 0, "unreachable"),  # min-scale does not apply
+        (PINNED, UNINITIALIZED, 0, {}, 0, "unreachable"),  # nor initial scale
+        (SPEC, PANICKING, 10, {}, 0, "unreachable"),  # nor panic mode's hold
+        (PINNED, DELAYED, 5, {}, 0, "unreachable"),  # nor the scale-down delay
+        (replace(SPEC, enable_scale_to_zero=False), fresh(ready=2), 2, {}, 1,
+         "unreachable, scale to zero disabled"),  # as Knative's scaler: 1 when scale to zero is off
+        (replace(SPEC, max_scale=2), fresh(ready=5), 5, {"in_flight": 9}, 2, "unreachable: 9 requests still in it"),
+    ],
+)
+def test_unreachable_revision_goes_to_zero_once_its_requests_are_done(
+    spec: ScalingSpec, state: DeciderState, ready: int, extra: dict[str, int], want: int, reason: str
+) -> None:
+    # A full stable window of history (50 concurrent) predicts nothing: no Route can send more.
+    d = run(spec, state, 10.0, 50.0, ready=ready, reachable=False, **extra)
+    assert (d.desired, d.reason) == (want, reason)
+    assert not d.panicking and d.state.panic_time is None and d.state.delay_window == ()
+
+
+def test_reachable_again_holds_min_scale_and_the_rate_bound() -> None:
+    gone = run(PINNED, fresh(ready=10), 10.0, 0.0, ready=10, reachable=False)
+    assert gone.desired == 0
+    back = run(PINNED, replace(gone.state, initialized=True), 12.0, 0.0, ready=10)
+    assert back.desired == max(3, math.floor(10 / 2.0))  # the scale-down rate bound and min-scale are back
 
 
 def test_panic_entry_at_threshold() -> None:

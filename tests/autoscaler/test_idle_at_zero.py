@@ -107,6 +107,10 @@ def test_never_idle_while_instances_requests_or_min_scale() -> None:
 
     pinned = RevisionAutoscaler(resolve_scaling({f"{GROUP}/min-scale": "1"}, 10, config), now=0.0,
                                 initialized=True)
-    pinned.reachable = False  # unrouted: min-scale does not apply and it may go to 0...
+    assert not pinned.idle_at_zero(0)  # min-scale 1: a tick brings it back to 1
+    pinned.reachable = False  # unrouted: min-scale does not apply...
     assert pinned.tick(100.0, 0).desired == 0
-    assert not pinned.idle_at_zero(0)  # ...but routed again it must come back, so it keeps ticking
+    assert pinned.idle_at_zero(0)  # ...so nothing is left to tick for; the data plane wakes it when routed again
+    pinned.reachable = True
+    assert not pinned.idle_at_zero(0)
+    assert pinned.tick(102.0, 0).desired == 1

@@ -95,3 +95,23 @@ def test_update_spec_resizes_windows() -> None:
     assert a.spec == new
     assert a.spec.panic_window == 1.0  # 10 % of 10 s
     assert replace(a.spec) == new
+
+
+def test_unreachable_ignores_min_scale_once_its_requests_are_done() -> None:
+    """Fake clock: a min-scale 2 revision under load loses its Route; it keeps its instances while a request is
+    still in it, then goes to 0 at the next tick (no stable window, no grace), and comes back to min-scale when a
+    Route targets it again."""
+    spec = resolve_scaling({"autoscaling.knative.dev/min-scale": "2"}, 10, AutoscalerConfig())
+    a = RevisionAutoscaler(spec, now=0.0, ready_instances=2, initialized=True)
+    ready = drive_closed_loop(a, clients=20, service_time=0.1, start=100.0, end=160.0)
+    assert ready >= 2
+    for _ in range(19):
+        a.record_finish(160.0)  # one request is still running when the Route lets go
+    a.reachable = False
+    assert a.tick(162.0, ready).desired == ready
+    a.record_finish(163.0)
+    gone = a.tick(164.0, ready)
+    assert (gone.desired, gone.reason) == (0, "unreachable")
+    assert a.tick(166.0, 0).desired == 0 and a.idle_at_zero(0)
+    a.reachable = True
+    assert a.tick(168.0, 0).desired >= 2  # min-scale holds again (and the window's history counts again)

@@ -80,8 +80,7 @@ def ticks(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 @pytest.fixture
 async def plane(tmp_path: Path) -> AsyncIterator[tuple[DataPlane, Clock]]:
     clock = Clock()
-    dataplane = DataPlane(FakeRuntime, tmp_path / "logs", clock, lambda key: None, routed=lambda: {KEY},
-                          tick_interval=TICK)
+    dataplane = DataPlane(FakeRuntime, tmp_path / "logs", clock, lambda key: None, tick_interval=TICK)
     await dataplane.start()
     try:
         yield dataplane, clock

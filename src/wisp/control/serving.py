@@ -10,6 +10,7 @@ from typing import Any
 
 from wisp.api import kinds as k
 from wisp.api.kinds import Kind
+from wisp.control import routing_state as rs
 from wisp.control import serving_builders as b
 from wisp.control.admission import CONFIG_AUTOSCALER, SYSTEM_NAMESPACE
 from wisp.control.conditions import Condition, is_ready
@@ -39,7 +40,7 @@ def autoscaler_config(store: Store) -> AutoscalerConfig:
     return parse_config_autoscaler((config_map or {}).get("data", {}) or {})
 
 
-def revision_settings(revision: Resource, config: AutoscalerConfig) -> RevisionSettings:
+def revision_settings(revision: Resource, config: AutoscalerConfig, reachable: bool = True) -> RevisionSettings:
     spec = revision["spec"]
     annotations = revision["metadata"].get("annotations", {})
     timeout = float(spec.get("timeoutSeconds", 300) or 300)
@@ -52,6 +53,7 @@ def revision_settings(revision: Resource, config: AutoscalerConfig) -> RevisionS
         timeouts=Timeouts(total=timeout, response_start=float(start) if start else None,
                           idle=float(idle) if idle else None),
         scaling=resolve_scaling(annotations, concurrency, config),
+        reachable=reachable,
     )
 
 
@@ -124,6 +126,7 @@ class ServingReconciler:
         elif kind is k.ROUTE:
             self.routing.set_hosts(("Route", namespace, name), {})
             self.routing.clear_unavailable(("Route", namespace, name))
+            self._sync_routing_states(namespace)  # what only it targeted is reserve now
         elif kind is k.DOMAIN_MAPPING:
             self.routing.set_aliases(("DomainMapping", namespace, name), {})
 
@@ -175,7 +178,7 @@ class ServingReconciler:
         name = wanted["metadata"]["name"]
         existing = self.store.get(k.REVISION, namespace, name)
         if existing is None:
-            self.store.apply([(k.REVISION, wanted)])
+            self.store.apply([(k.REVISION, rs.as_created(wanted, self.clock()))])
         elif not b.same_template(existing, configuration):
             message = (f'spec.template.metadata.name: Revision "{name}" already exists with a different spec; '
                        "a changed template needs a new name")
@@ -214,7 +217,8 @@ class ServingReconciler:
             resources = Condition.false("ResourcesAvailable", "CreateContainerConfigError", str(exc))
             self._put_status(k.REVISION, revision, status, [failed, resources])
             return
-        settings = revision_settings(revision, autoscaler_config(self.store))
+        reachable = rs.reachable(self._routing_state(revision))
+        settings = revision_settings(revision, autoscaler_config(self.store), reachable)
         if not settings.scaling.supported:
             await self.dataplane.remove(key)
             reason = settings.scaling.unsupported_reason or "unsupported autoscaler class"
@@ -266,6 +270,7 @@ class ServingReconciler:
                       Condition("CertificateProvisioned", "True", "TLSNotEnabled",
                                 "autoTLS is not enabled")]
         self._put_status(k.ROUTE, route, status, conditions)
+        self._sync_routing_states(namespace)
 
     def _hosts(self, route: Resource, targets: list[b.ResolvedTarget], local: bool) -> dict[str, RouteEntry]:
         meta = route["metadata"]
@@ -285,6 +290,37 @@ class ServingReconciler:
                 if not local:
                     hosts[b.tag_host(target.tag, name, namespace, self.network, False)] = single
         return hosts
+
+    # -- routing state (Knative's labeler) ----------------------------------------------------------
+    def _routes_by_revision(self, namespace: str) -> dict[str, set[str]]:
+        configurations = {c["metadata"]["name"]: c for c in self.store.list(k.CONFIGURATION, namespace)}
+        return rs.routes_by_revision(self.store.list(k.ROUTE, namespace), configurations)
+
+    def _sync_routing_states(self, namespace: str) -> None:
+        """Label every Revision of the namespace with the routing state the stored Routes give it; a Revision
+        whose state changes is reconciled again (the data plane hears whether it is reachable)."""
+        targeted = self._routes_by_revision(namespace)
+        now = self.clock()
+        changed = []
+        for revision in self.store.list(k.REVISION, namespace):
+            updated = rs.relabelled(revision, targeted.get(revision["metadata"]["name"], set()), now)
+            if updated is not None:
+                changed.append((k.REVISION, updated))
+        if changed:
+            self.store.apply(changed)
+
+    def _routing_state(self, revision: Resource) -> str | None:
+        """The Revision's routing state; one without the label (made before wisp kept it, or applied on its own)
+        is labelled now, so that an unrouted one does not start its workload first."""
+        state = rs.state_of(revision)
+        if state is None:
+            meta = revision["metadata"]
+            targeted = self._routes_by_revision(meta["namespace"]).get(meta["name"], set())
+            updated = rs.relabelled(revision, targeted, self.clock())
+            if updated is not None:
+                self.store.apply([(k.REVISION, updated)])
+                state = rs.state_of(updated)
+        return state
 
     # -- DomainMapping ---------------------------------------------------------------------------
     async def _domain_mapping(self, mapping: Resource) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wisp.control.conditions import Condition, get_condition, is_ready, summarize
+from wisp.control.routing_state import SERVER_ANNOTATIONS
 from wisp.types import Resource
 
 SERVICE_LABEL = "serving.knative.dev/service"
@@ -123,8 +124,10 @@ def revision_for(configuration: Resource) -> Resource:
 def same_template(revision: Resource, configuration: Resource) -> bool:
     """Whether an existing revision already holds the configuration's current template."""
     candidate = revision_for(configuration)
+    # The routing state's annotations are the reconciler's, not the template's.
+    annotations = {k: v for k, v in revision["metadata"].get("annotations", {}).items() if k not in SERVER_ANNOTATIONS}
     return bool(revision.get("spec") == candidate["spec"]
-                and revision["metadata"].get("annotations", {}) == candidate["metadata"].get("annotations", {}))
+                and annotations == candidate["metadata"].get("annotations", {}))
 
 
 def configuration_status(

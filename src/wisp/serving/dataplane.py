@@ -36,9 +36,12 @@ class RevisionSettings:
     queue_depth: int
     timeouts: Timeouts
     scaling: ScalingSpec = field(default_factory=ScalingSpec)
+    reachable: bool = True  # some Route targets it (control/routing_state.py)
 
     @property
     def start_scale(self) -> int:
+        if not self.reachable:
+            return 0  # nothing can send it a request: min-scale and initial scale do not apply
         scaling = self.scaling
         start = max(scaling.min_scale, scaling.initial_scale)
         return min(start, scaling.max_scale) if scaling.max_scale else start
@@ -51,7 +54,6 @@ class _Revision:
     runner: RevisionRunner
     throttler: Throttler
     autoscaler: RevisionAutoscaler | None  # None when the class is not KPA: a fixed scale
-    ever_routed: bool = False
 
 
 class DataPlane:
@@ -61,7 +63,6 @@ class DataPlane:
         log_root: Path,
         clock: Clock,
         on_change: Callable[[RevisionKey], None],
-        routed: Callable[[], set[RevisionKey]] = set,
         tick_interval: float = 2.0,
         budget: InstanceBudget | None = None,
         log_limits: LogLimits | None = None,
@@ -73,7 +74,6 @@ class DataPlane:
         self._log_root = log_root
         self._clock = clock
         self._on_change = on_change
-        self._routed = routed
         self._tick_interval = tick_interval
         self._revisions: dict[RevisionKey, _Revision] = {}
         self._ticker: asyncio.Task[None] | None = None
@@ -107,12 +107,18 @@ class DataPlane:
             await self.remove(key)
         now = self._clock()
         autoscaler = RevisionAutoscaler(settings.scaling, now) if settings.scaling.supported else None
+        if autoscaler is not None:
+            autoscaler.reachable = settings.reachable
         throttler = Throttler(settings.container_concurrency, settings.queue_depth)
         runner = RevisionRunner(
             key=key, runtime=self._runtime_factory(spec), throttler=throttler,
             log_dir=self._log_root / key[0] / key[1], clock=self._clock,
             on_change=lambda: self._on_change(key), drain_seconds=settings.timeouts.total,
             budget=self.budget, desired=settings.start_scale, log_limits=self._log_limits,
+            reachable=settings.reachable,
+            # Only a function holds processes at zero (its template and spare), released while unrouted; a
+            # container holds none, and an OCI one would pay `podman info` again at its next start.
+            new_runtime=(lambda: self._runtime_factory(spec)) if spec.workload_class == "function" else None,
         )
         revision = _Revision(spec, settings, runner, throttler, autoscaler)
         if autoscaler is not None:
@@ -153,6 +159,10 @@ class DataPlane:
         revision = self._revisions.get(key)
         return None if revision is None else revision.settings.scaling
 
+    def reachable(self, key: RevisionKey) -> bool | None:
+        revision = self._revisions.get(key)
+        return None if revision is None else revision.settings.reachable
+
     def keys(self) -> list[RevisionKey]:
         return list(self._revisions)
 
@@ -171,6 +181,11 @@ class DataPlane:
         )
 
     def _update_settings(self, revision: _Revision, settings: RevisionSettings) -> None:
+        if settings.reachable != revision.settings.reachable:
+            revision.runner.set_reachable(settings.reachable)
+            if revision.autoscaler is not None:
+                revision.autoscaler.reachable = settings.reachable
+            self._wake.set()  # unrouted: the next tick takes it to zero; routed again: min-scale is back
         revision.settings = settings
         revision.throttler.set_capacity(settings.container_concurrency)
         revision.throttler.queue_depth = settings.queue_depth
@@ -186,14 +201,9 @@ class DataPlane:
     def tick(self) -> None:
         """One autoscaler round over every revision that needs one (the ticker calls it; tests may too)."""
         now = self._clock()
-        routed = self._routed()
         for key, revision in list(self._revisions.items()):
             if revision.autoscaler is None:
                 continue
-            # A revision is unreachable only once a route stopped pointing at it; a new one is not yet routed.
-            if key in routed:
-                revision.ever_routed = True
-            revision.autoscaler.reachable = key in routed or not revision.ever_routed
             if self._needs_tick(revision):
                 self._apply(key, revision, revision.autoscaler.tick(now, revision.runner.ready_count))
 

@@ -96,12 +96,26 @@ class RevisionRunner:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _stopping: bool = False
     _refused_for_limit: bool = False
+    # Whether some Route targets the revision. When none does and it has no instance, its runtime is released
+    # (a function's template and spare stop); a request or a Route brings it back.
+    reachable: bool = True
+    # Makes the runtime that replaces a released one (a stopped template is not restarted in place). None: the
+    # runtime is never released, as it holds nothing at zero (a container's).
+    new_runtime: Callable[[], Runtime] | None = None
+    _runtime_up: bool = False
+    _starting: asyncio.Task[None] | None = None
+    _releasing: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.desired == 0 and not self.reachable and self.new_runtime is not None:
+            # No Route targets it (the daemon restarted): the runtime starts when a request or a Route needs it.
+            self._set_health(RevisionHealth(True, "", ""))
+            self._task = asyncio.create_task(self._converge_loop(), name=f"converge {self.key[1]}")
+            return
         try:
-            await self.runtime.start()
+            await self._start_runtime()
         except WorkloadError as exc:
             self._set_health(RevisionHealth(False, "WorkloadFailed", str(exc), failed=True))
             self._refuse(str(exc))
@@ -128,6 +142,9 @@ class RevisionRunner:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._starting is not None:
+            self._starting.cancel()
+        await asyncio.gather(*(t for t in (self._starting, self._releasing) if t is not None), return_exceptions=True)
         await self.runtime.stop()
         for pod in list(self.pods):  # draining when we stopped (the drain task was cancelled): no waiting more
             if pod.instance is not None:
@@ -152,6 +169,21 @@ class RevisionRunner:
                 self._spawn_missing()
             self._wake.set()
 
+    def set_reachable(self, reachable: bool) -> None:
+        """Whether some Route targets the revision. Once none does, its runtime is released as soon as it has no
+        instance. Targeted again, the runtime starts at once: a routed revision at zero keeps its template, which
+        is what makes its cold start a fork."""
+        if reachable == self.reachable:
+            return
+        self.reachable = reachable
+        if reachable and self._task is not None and not self._stopping and not self._runtime_up:
+            self._background(self._warm())
+        self._wake.set()
+
+    @property
+    def runtime_running(self) -> bool:
+        return self._runtime_up
+
     @property
     def ready_count(self) -> int:
         return sum(1 for p in self.pods if p.ready)
@@ -159,6 +191,58 @@ class RevisionRunner:
     @property
     def live_count(self) -> int:
         return sum(1 for p in self.pods if p.phase in ("Pending", "Running"))
+
+    # -- the runtime ---------------------------------------------------------------------------------
+    async def _start_runtime(self) -> None:
+        await self.runtime.start()
+        self._runtime_up = True
+
+    async def _ensure_runtime(self) -> None:
+        """The runtime, started again if it was released (every spawn that needs it waits for one start)."""
+        while not self._runtime_up:
+            releasing = self._releasing
+            if releasing is not None:
+                await asyncio.shield(releasing)
+                continue
+            if self._starting is None:
+                self._starting = asyncio.create_task(self._start_runtime(), name=f"start {self.key[1]}")
+                self._starting.add_done_callback(self._started)
+            await asyncio.shield(self._starting)  # its WorkloadError fails each spawn waiting for it
+
+    def _started(self, task: asyncio.Task[None]) -> None:
+        if self._starting is task:
+            self._starting = None
+        if not task.cancelled():
+            task.exception()  # seen by the spawns that waited; none may have (they were cancelled)
+        self._wake.set()  # started for a Route that has gone since: it may be released again
+
+    async def _warm(self) -> None:
+        try:
+            await self._ensure_runtime()
+        except WorkloadError as exc:
+            if not self.pods:  # a spawn waiting for the same start reports it otherwise
+                self._set_health(RevisionHealth(False, "WorkloadFailed", str(exc), failed=True))
+                self._refuse(str(exc))
+                self._record_failure(str(exc))
+
+    def _should_release(self) -> bool:
+        return (not self.reachable and self.desired == 0 and not self.pods and self._runtime_up
+                and self.new_runtime is not None and not self._stopping
+                and self._starting is None and self._releasing is None)
+
+    async def _release(self) -> None:
+        """Stop the runtime of a revision no Route targets and with no instance (a function's template and its
+        spare: their processes, memory and the daemon's fds); a fresh one starts when it is needed again."""
+        assert self.new_runtime is not None
+        self._runtime_up = False
+        released, self.runtime = self.runtime, self.new_runtime()
+        log.info("%s/%s: no route targets it and it has no instance: its runtime is stopped", *self.key)
+        try:
+            await released.stop()
+        except Exception:
+            log.exception("%s/%s: stopping its runtime failed", *self.key)
+        finally:
+            self._releasing = None
 
     # -- converge --------------------------------------------------------------------------------
     async def _converge_loop(self) -> None:
@@ -174,6 +258,8 @@ class RevisionRunner:
                 extra = sorted(live, key=lambda p: (p.ready, p.slot.in_flight, -p.created))
                 for pod in extra[: len(live) - self.desired]:
                     self._background(self._terminate(pod))
+            if self._should_release():
+                self._releasing = asyncio.create_task(self._release(), name=f"release {self.key[1]}")
             await self._wake.wait()
 
     def _spawn_missing(self) -> None:
@@ -203,6 +289,7 @@ class RevisionRunner:
         try:
             if self._failures:
                 await asyncio.sleep(min(BACKOFF_MAX, BACKOFF_START * 2 ** (self._failures - 1)))
+            await self._ensure_runtime()
             if pod.phase != "Pending":  # terminated while waiting
                 return
             pod.instance = await self.runtime.spawn(pod.name, port, pod.log_path)
@@ -266,6 +353,8 @@ class RevisionRunner:
         pod.slot.pool.close()
         if pod in self.pods:
             self.pods.remove(pod)
+            if not self.pods:
+                self._wake.set()  # the last one: the runtime may be released now
         if pod.counted:
             pod.counted = False
             self.budget.give_back()

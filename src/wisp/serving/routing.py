@@ -88,10 +88,6 @@ class RoutingTable:
         entry = self.lookup(host)
         return None if entry is None else entry.pick(self._rng.random())
 
-    def revisions(self) -> set[RevisionKey]:
-        """Every revision some host can reach (the autoscaler's notion of reachable)."""
-        return {t.revision for entry in self._hosts.values() for t in entry.targets}
-
     def hosts(self) -> list[str]:
         return sorted({*self._hosts, *self._aliases})
 

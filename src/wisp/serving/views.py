@@ -63,6 +63,7 @@ def autoscalers(dataplane: DataPlane, namespace: str | None) -> list[Resource]:
             "apiVersion": "autoscaling.internal.knative.dev/v1alpha1", "kind": "PodAutoscaler",
             "metadata": {"name": revision, "namespace": ns,
                          "annotations": {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev"}},
+            "spec": {"reachability": "Unreachable" if dataplane.reachable(runner.key) is False else "Reachable"},
             "status": status,
         })
     return out

@@ -27,7 +27,7 @@ class RevisionAutoscaler:
         self.spec = spec
         self.collector = RequestCollector(spec.stable_window, spec.panic_window)
         self.state = DeciderState.initial(now, ready_instances, initialized=initialized)
-        self.reachable = True
+        self.reachable = True  # some Route targets it; set by the data plane from the routing state
         self.last_decision: Decision | None = None
         self._ready = max(0, ready_instances)
 
@@ -53,15 +53,16 @@ class RevisionAutoscaler:
     def idle_at_zero(self, instances: int) -> bool:
         """True when ticking cannot change anything until a request arrives (`poke`) or the spec changes: the
         last decision was 0 and was itself made with no ready instance, no instance exists (not even one
-        draining), no request is in flight, and min-scale is 0. Such a tick records nothing (idle seconds are
-        recorded only while instances exist), the windows hold no request, and what the decider state still
+        draining), no request is in flight, and min-scale is 0 or does not apply (the revision is unreachable;
+        the data plane wakes the ticks when a Route targets it again). Such a tick records nothing (idle seconds
+        are recorded only while instances exist), the windows hold no request, and what the decider state still
         holds can only keep the count at 0 (panic and scale-down delay hold a count up, and expire by `now`,
         read at the next decision), so skipping ticks in this state changes no later decision. The decision
         that took the last instance away saw it ready: one tick at zero must follow, or the next poke would
         take the revision for active all along (and record the idle time as idle seconds)."""
         last = self.last_decision
         return (last is not None and last.desired == 0 and last.ready_instances == 0 and instances == 0
-                and self.collector.in_flight == 0 and self.spec.min_scale == 0)
+                and self.collector.in_flight == 0 and (self.spec.min_scale == 0 or not self.reachable))
 
     def update_spec(self, spec: ScalingSpec) -> None:
         """Apply changed annotations or config live; the windows keep their history."""
@@ -89,6 +90,7 @@ class RevisionAutoscaler:
             held_requests=held,
             last_active_at=self.collector.last_active(now),
             reachable=self.reachable,
+            in_flight=self.collector.in_flight,
         )
         decision = decide(self.spec, self.state, inputs, now)
         self.state = decision.state

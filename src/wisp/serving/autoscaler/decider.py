@@ -10,6 +10,8 @@ after the grace and retention periods, initial scale until reached, min/max boun
     panic   = clamp(ceil(P/T), same bounds)
     panicking starts when ceil(P/T)/R >= threshold and ends one stable window after it last held;
     while panicking the count never drops.
+
+A revision no Route targets (unreachable) is decided apart: zero once the requests still in it are done.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class DeciderInputs:
     # Requests waiting for an instance while none is ready (activator); they count at once.
     held_requests: int = 0
     last_active_at: float | None = None  # last request start/finish; now while any is in flight
-    reachable: bool = True  # routed by some traffic target; unreachable revisions may go to 0 fast
+    reachable: bool = True  # some Route targets it (routing state active or pending)
+    in_flight: int = 0  # requests in the revision now, running or waiting
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ def _record_delay(
 
 def decide(spec: ScalingSpec, state: DeciderState, inputs: DeciderInputs, now: float) -> Decision:
     """The desired instance count for this tick, and the state for the next one."""
+    if not inputs.reachable:
+        return _unreachable(spec, state, inputs, now)
     ready = max(0, inputs.ready_instances)
     r = max(1.0, float(ready))
     stable_value = inputs.stable_value
@@ -110,7 +115,7 @@ def decide(spec: ScalingSpec, state: DeciderState, inputs: DeciderInputs, now: f
     dspc = math.ceil(stable_value / target)
     dppc = math.ceil(panic_value / target)
     max_up = math.ceil(spec.max_scale_up_rate * r)
-    max_down = math.floor(r / spec.max_scale_down_rate) if inputs.reachable else 0
+    max_down = math.floor(r / spec.max_scale_down_rate)
     stable_pods = int(min(max(dspc, max_down), max_up))
     panic_pods = int(min(max(dppc, max_down), max_up))
     if spec.activation_scale > 1:
@@ -179,7 +184,7 @@ def decide(spec: ScalingSpec, state: DeciderState, inputs: DeciderInputs, now: f
             desired = 1
             reason = hold
 
-    min_scale = spec.min_scale if inputs.reachable else 0
+    min_scale = spec.min_scale
     if not state.initialized and spec.initial_scale > min_scale:
         min_scale = spec.initial_scale
         if desired < min_scale:
@@ -225,8 +230,6 @@ def _zero_hold(
     now: float,
 ) -> str:
     """Why the last instance must stay ('' when it may go)."""
-    if not inputs.reachable:
-        return ""
     if active_since is not None and now - active_since < spec.stable_window:
         return "active for less than a stable window"
     last = inputs.last_active_at if inputs.last_active_at is not None else state.created_at
@@ -237,3 +240,30 @@ def _zero_hold(
         left = spec.scale_to_zero_pod_retention_period - (now - zero_since)
         return f"scale-to-zero pod retention ({left:.1f}s left)"
     return ""
+
+
+def _unreachable(spec: ScalingSpec, state: DeciderState, inputs: DeciderInputs, now: float) -> Decision:
+    """No Route targets the revision, so no request can reach it any more: it goes to zero as soon as the
+    requests still in it (running or waiting) are done, whatever min-scale, initial scale, panic mode or the
+    scale-down delay would hold. Until then it keeps what it has (at least one instance for a held request);
+    the instances it drops drain as on any scale-down. Knative lifts min-scale and the scale-down rate bound
+    here too, but still follows the stable window and waits out the scale-to-zero grace period, which it needs
+    to put its activator in the path; wisp's throttler is always in the path, and the window's history
+    predicts no traffic that no Route can send."""
+    ready = max(0, inputs.ready_instances)
+    busy = max(0, inputs.in_flight, inputs.held_requests)
+    desired = max(1, ready) if busy else 0
+    reason = f"unreachable: {busy} request{'s' if busy != 1 else ''} still in it" if busy else "unreachable"
+    if desired == 0 and not spec.enable_scale_to_zero:
+        desired, reason = 1, "unreachable, scale to zero disabled"
+    if spec.max_scale != 0 and desired > spec.max_scale:
+        desired = spec.max_scale
+    active_since = None if ready == 0 else (state.active_since if state.active_since is not None else now)
+    zero_since = (state.zero_wanted_since if state.zero_wanted_since is not None else now) if desired == 0 else None
+    new_state = replace(state, panic_time=None, max_panic_pods=0, delay_window=(), zero_wanted_since=zero_since,
+                        active_since=active_since)
+    return Decision(
+        desired=desired, panicking=False, stable_value=inputs.stable_value, panic_value=inputs.panic_value,
+        stable_desired=desired, panic_desired=desired, excess_burst_capacity=0, ready_instances=ready,
+        target_value=spec.target_value, reason=reason, state=new_state,
+    )

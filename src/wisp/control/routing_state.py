@@ -1,0 +1,99 @@
+"""Which Revisions some Route targets: Knative's labeler (pkg/reconciler/labeler), as pure functions.
+
+A Revision is `active` while a Route's traffic names it, in its status (what is served) or its spec (what is
+wanted); a `latestRevision` target also names its Configuration's latest *created* Revision, so a new
+Revision is active before it is ready and the switch to it is smooth. A Revision is `pending` from its
+creation until it is first routed, and `reserve` once no Route targets it any more. Only a reserve Revision
+is unreachable (Knative's PodAutoscaler reachability: active is Reachable, pending Unknown, which keeps
+min-scale): the autoscaler takes it to zero whatever its min-scale and its function template is stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from wisp.types import Resource
+
+ROUTING_STATE_LABEL = "serving.knative.dev/routingState"
+ROUTING_STATE_MODIFIED = "serving.knative.dev/routingStateModified"
+ROUTES_ANNOTATION = "serving.knative.dev/routes"
+ACTIVE, PENDING, RESERVE = "active", "pending", "reserve"
+# Written by the reconciler, not part of the template a Revision was made from.
+SERVER_ANNOTATIONS = (ROUTING_STATE_MODIFIED, ROUTES_ANNOTATION)
+
+
+def targets_of(route: Resource, configurations: Mapping[str, Resource]) -> set[str]:
+    """The names of the Revisions one Route targets."""
+    names: set[str] = set()
+    traffic = [*(route.get("status", {}).get("traffic") or []), *(route.get("spec", {}).get("traffic") or [])]
+    for entry in traffic:
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("revisionName"):
+            names.add(str(entry["revisionName"]))
+        if entry.get("latestRevision"):
+            # A status entry names its revision; a spec entry names the configuration (the Route's own by default).
+            config_name = entry.get("configurationName") or route["metadata"]["name"]
+            latest = configurations.get(config_name, {}).get("status", {}).get("latestCreatedRevisionName")
+            if latest:
+                names.add(str(latest))
+    return names
+
+
+def routes_by_revision(routes: Iterable[Resource], configurations: Mapping[str, Resource]) -> dict[str, set[str]]:
+    """Revision name → the names of the Routes that target it (all in one namespace)."""
+    out: dict[str, set[str]] = {}
+    for route in routes:
+        for revision in targets_of(route, configurations):
+            out.setdefault(revision, set()).add(route["metadata"]["name"])
+    return out
+
+
+def next_state(current: str | None, routed: bool) -> str:
+    """A routed Revision is active; one never routed yet stays pending; any other is reserve (also one without
+    the label: made before wisp kept it, or applied on its own)."""
+    if routed:
+        return ACTIVE
+    return PENDING if current == PENDING else RESERVE
+
+
+def reachable(state: str | None) -> bool:
+    return state != RESERVE
+
+
+def state_of(revision: Resource) -> str | None:
+    labels = revision["metadata"].get("labels") or {}
+    state = labels.get(ROUTING_STATE_LABEL)
+    return state if isinstance(state, str) else None
+
+
+def timestamp(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def as_created(revision: Resource, now: float) -> Resource:
+    """A Revision the Configuration is about to create: pending, as Knative's configuration reconciler makes it."""
+    meta = revision["metadata"]
+    meta["labels"] = {**(meta.get("labels") or {}), ROUTING_STATE_LABEL: PENDING}
+    meta["annotations"] = {**(meta.get("annotations") or {}), ROUTING_STATE_MODIFIED: timestamp(now)}
+    return revision
+
+
+def relabelled(revision: Resource, routes: set[str], now: float) -> Resource | None:
+    """The Revision with its routing state for these targeting Routes, or None when nothing changes. The
+    modified time moves only when the state does."""
+    meta = revision["metadata"]
+    labels: dict[str, Any] = meta.get("labels") or {}
+    annotations: dict[str, Any] = meta.get("annotations") or {}
+    state = next_state(state_of(revision), bool(routes))
+    new_labels = {**labels, ROUTING_STATE_LABEL: state}
+    new_annotations = {k: v for k, v in annotations.items() if k != ROUTES_ANNOTATION}
+    if routes:
+        new_annotations[ROUTES_ANNOTATION] = ",".join(sorted(routes))
+    if state != labels.get(ROUTING_STATE_LABEL) or ROUTING_STATE_MODIFIED not in annotations:
+        new_annotations[ROUTING_STATE_MODIFIED] = timestamp(now)
+    if new_labels == labels and new_annotations == annotations:
+        return None
+    return {**revision, "metadata": {**meta, "labels": new_labels, "annotations": new_annotations}}
