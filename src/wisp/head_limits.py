@@ -105,6 +105,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
 
+    def handle_websocket_upgrade(self) -> None:
+        # An opening handshake has no body (RFC 6455 §4.1). Given one, uvicorn's websockets protocol never
+        # answers and the connection hangs: refused here instead.
+        if any((name == b"content-length" and value.strip() != b"0") or name == b"transfer-encoding"
+               for name, value in self.headers):
+            self._refuse(HeadRefused(400, "a WebSocket opening handshake has no body"))
+            return
+        super().handle_websocket_upgrade()
+
     def _invalid(self) -> None:
         msg = "Invalid HTTP request received."
         self.logger.warning(msg)

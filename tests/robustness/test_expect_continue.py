@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.robustness.raw_http import exchange, request
 from tests.serving.harness import running_daemon, service, write_function
 from wisp.net import free_port
 from wisp.serving.upstream import UpstreamPool, build_request_head
@@ -129,6 +130,12 @@ async def test_too_large_upload_is_refused_before_the_body_is_sent(tmp_path: Pat
         # The ingress still serves on (a fresh request, the same service).
         code, out, err = await curl("--data-binary", "hi", "-H", "Host: up.default.localhost", h.ingress + "/")
         assert code == 0 and json.loads(out)["length"] == 2, err
+        # The refusal ends the connection: a client that waited for a 100 sends no body, and its next request
+        # must not be read as that body (it would wait forever for the rest of it).
+        head = request(b"/", host=b"up.default.localhost", method=b"POST",
+                       headers=[(b"expect", b"100-continue"), (b"content-length", b"%d" % BODY_SIZE)])
+        done = await exchange(h.daemon.network.port, head, until_closed=True)
+        assert [r.status for r in done.responses] == [413] and done.closed
 
 
 async def test_upstream_client_skips_interim_responses() -> None:

@@ -1,5 +1,6 @@
 """Limits on the request head, on both of the daemon's servers (issue 8): 431 past 64 KiB or 100 fields, 414 past
-an 8 KiB target; the oversized head is never buffered whole, and other clients are served meanwhile."""
+an 8 KiB target; the oversized head is never buffered whole, and other clients are served meanwhile. Also the
+other head the protocol refuses itself: a WebSocket handshake with a body (which used to hang)."""
 
 from __future__ import annotations
 
@@ -133,3 +134,15 @@ async def test_a_huge_header_does_not_stall_other_requests(server: tuple[int, by
     assert done.written < total, "the server read the whole 64 MB header"
     assert [r.status for r in done.responses] in ([], [431])
     assert slowest < 1.0, f"a normal request took {slowest:.2f} s while the huge header arrived"
+
+
+@pytest.mark.parametrize("framing", [(b"content-length", b"2"), (b"transfer-encoding", b"chunked")])
+async def test_websocket_handshake_with_a_body_is_answered(server: tuple[int, bytes, bytes],
+                                                           framing: tuple[bytes, bytes]) -> None:
+    port, target, host = server
+    body = b"ab" if framing[0] == b"content-length" else b"2\r\nab\r\n0\r\n\r\n"
+    upgrade = [(b"upgrade", b"websocket"), (b"connection", b"upgrade"), (b"sec-websocket-version", b"13"),
+               (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="), framing]
+    done = await exchange(port, request(target, host=host, headers=upgrade) + body, until_closed=True)
+    assert [r.status for r in done.responses] == [400]
+    await assert_served(port, target, host)

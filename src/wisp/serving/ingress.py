@@ -262,8 +262,11 @@ class Ingress:
         declared = head.content_length
         # 20 digits are more than any limit (and int() refuses strings of thousands of digits).
         if declared is not None and declared.isdigit() and (len(declared) > 19 or int(declared) > self.body_limit):
-            # Refused before reading: a client that sent `Expect: 100-continue` is spared the upload.
-            await respond(send, 413, f"request body is larger than the limit of {self.body_limit} bytes")
+            # Refused before reading: a client that sent `Expect: 100-continue` is spared the upload. The
+            # connection ends with the answer: such a client never sends the body, and the server would
+            # otherwise read its next request as that body.
+            await respond(send, 413, f"request body is larger than the limit of {self.body_limit} bytes",
+                          [(b"connection", b"close")])
             return 413
         try:
             body = await read_body(receive, self.body_limit)
