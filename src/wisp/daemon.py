@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from wisp.api import kinds as k
 from wisp.api.errors import ManifestError
@@ -42,7 +43,7 @@ from wisp.observability.hub import Observability
 from wisp.observability.metrics import RevisionState, SourceState
 from wisp.serving import views
 from wisp.serving.dataplane import DataPlane
-from wisp.serving.ingress import ASGIApp, Ingress
+from wisp.serving.ingress import Ingress
 from wisp.serving.instance_limit import InstanceBudget, configured_limit, this_machine
 from wisp.serving.local_client import LocalClient
 from wisp.serving.routing import RoutingTable

@@ -17,8 +17,8 @@ import pytest
 
 from tests.robustness.raw_http import exchange, request
 from tests.serving.harness import running_daemon, service, write_function
+from wisp.http.pool import UpstreamPool, build_request_head
 from wisp.net import free_port
-from wisp.serving.upstream import UpstreamPool, build_request_head
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
 

@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 
 from tests.robustness.raw_http import exchange
 from tests.serving.harness import Harness, running_daemon, service, write_function
-from wisp.serving.ingress import ROUTE_PREFIX, Ingress, Message, Scope, Timeouts
+from wisp.http.pool import HOP_BY_HOP, UpstreamPool
+from wisp.serving.ingress import ROUTE_PREFIX, Ingress, Timeouts
 from wisp.serving.routing import RevisionKey, RouteEntry, RoutingTable, Target
 from wisp.serving.throttler import Slot, Throttler
-from wisp.serving.upstream import HOP_BY_HOP, UpstreamPool
 
 FUZZ = settings(
     max_examples=300,

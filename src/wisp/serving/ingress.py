@@ -8,23 +8,17 @@ await, and a response that has fully arrived goes out in one body message.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import unquote
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from wisp.http.pool import HOP_BY_HOP, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from wisp.observability.recorder import SpanRecorder
 from wisp.observability.traceparent import start_or_continue
 from wisp.serving.routing import RevisionKey, RoutingTable
 from wisp.serving.throttler import NoCapacity, QueueFull, Slot, Throttler, Unavailable
-from wisp.serving.upstream import HOP_BY_HOP, UpstreamError, UpstreamTimeout, UpstreamUnreachable
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 
 @dataclass(frozen=True)
 class Timeouts:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from wisp.serving.ingress import ASGIApp, Message
+from starlette.types import ASGIApp, Message
 
 
 @dataclass

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from wisp.http.pool import UpstreamPool
 from wisp.net import free_port
 from wisp.serving.instance_limit import InstanceBudget
 from wisp.serving.reasons import public_reason
 from wisp.serving.routing import RevisionKey
 from wisp.serving.throttler import Slot, Throttler
-from wisp.serving.upstream import UpstreamPool
 from wisp.serving.workloads.log_rotation import LogLimits, cap_while_running, rotate
 from wisp.serving.workloads.logs import tail_text
 from wisp.serving.workloads.types import Instance, Runtime, WorkloadError
