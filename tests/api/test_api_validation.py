@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from wisp.api.autoscaling.config import AutoscalerConfig
 from wisp.api.defaults import apply_defaults
 from wisp.api.loader import load_text
 from wisp.api.validation import validate, validate_update
-from wisp.serving.autoscaler.config import AutoscalerConfig
 from wisp.types import Resource
 
 Mutation = Callable[[Resource], object]
@@ -329,7 +329,7 @@ CASES: list[tuple[str, str, Mutation, str]] = [
         lambda r: annotate(r, "wisp.dev/workload-class", "vm"),
         "spec.template.metadata.annotations[wisp.dev/workload-class]",
     ),
-    # autoscaling annotations (rules from wisp.serving.autoscaler.annotations)
+    # autoscaling annotations (rules from wisp.api.autoscaling.annotations)
     (
         "max-below-min",
         "service",

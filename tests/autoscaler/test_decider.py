@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
+from wisp.api.autoscaling.spec import ScalingSpec
 from wisp.serving.autoscaler.decider import DeciderInputs, DeciderState, Decision, decide
-from wisp.serving.autoscaler.spec import ScalingSpec
 
 # containerConcurrency 10 at 70 % utilization: T = 7.
 SPEC = ScalingSpec(

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from wisp.serving.autoscaler import AutoscalerConfig, RevisionAutoscaler, resolve_scaling
+from wisp.api.autoscaling import AutoscalerConfig, resolve_scaling
+from wisp.serving.autoscaler import RevisionAutoscaler
 
 GROUP = "autoscaling.knative.dev"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from wisp.serving.autoscaler import AutoscalerConfig, RevisionAutoscaler, resolve_scaling
+from wisp.api.autoscaling import AutoscalerConfig, resolve_scaling
+from wisp.serving.autoscaler import RevisionAutoscaler
 
 
 def drive_closed_loop(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wisp.api.errors import ManifestError
-from wisp.serving.autoscaler.annotations import resolve_scaling, validate_annotations
-from wisp.serving.autoscaler.config import (
+from wisp.api.autoscaling.annotations import resolve_scaling, validate_annotations
+from wisp.api.autoscaling.config import (
     ONE_MACHINE_SCALE_LIMIT,
     AutoscalerConfig,
     DefaultsConfig,
@@ -15,6 +14,7 @@ from wisp.serving.autoscaler.config import (
     parse_config_defaults,
     parse_go_duration,
 )
+from wisp.api.errors import ManifestError
 
 A = "autoscaling.knative.dev/"
 

@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 
 from tests.robustness.valid_manifests import valid_manifest
-from wisp.api.defaults import apply_defaults
-from wisp.api.errors import ManifestError
-from wisp.api.loader import load_text
-from wisp.api.validation import validate
-from wisp.serving.autoscaler.config import (
+from wisp.api.autoscaling.config import (
     ONE_MACHINE_SCALE_LIMIT,
     AutoscalerConfig,
     parse_config_autoscaler,
 )
+from wisp.api.defaults import apply_defaults
+from wisp.api.errors import ManifestError
+from wisp.api.loader import load_text
+from wisp.api.validation import validate
 from wisp.types import Resource
 
 A = "autoscaling.knative.dev/"

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from wisp.api.cesql import CesqlSyntaxError, compile_cesql
 from wisp.eventing.cloudevents import make_event
-from wisp.eventing.filters import CesqlSyntaxError, compile_cesql
 
 FUZZ = settings(
     max_examples=300,

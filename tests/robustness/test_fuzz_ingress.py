@@ -24,6 +24,7 @@ import pytest
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.types import Message, Scope
 
 from tests.robustness.raw_http import exchange
 from tests.serving.harness import Harness, running_daemon, service, write_function

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from wisp.serving.autoscaler import AutoscalerConfig, Decision, RevisionAutoscaler, resolve_scaling
+from wisp.api.autoscaling import AutoscalerConfig, resolve_scaling
+from wisp.serving.autoscaler import Decision, RevisionAutoscaler
 from wisp.serving.dataplane import DataPlane, RevisionSettings
 from wisp.serving.ingress import Timeouts
 from wisp.serving.workloads.types import WorkloadSpec

@@ -13,7 +13,7 @@ from typing import ClassVar
 import pytest
 
 from tests.serving.test_idle_ticks import TICK, Clock, FakeInstance
-from wisp.serving.autoscaler import AutoscalerConfig, resolve_scaling
+from wisp.api.autoscaling import AutoscalerConfig, resolve_scaling
 from wisp.serving.dataplane import DataPlane, RevisionSettings
 from wisp.serving.ingress import Timeouts
 from wisp.serving.revision_runner import RevisionRunner

@@ -11,6 +11,7 @@ from typing import Any
 
 from croniter import croniter
 
+from wisp.api.cesql import CesqlSyntaxError, compile_cesql
 from wisp.api.durations import parse_iso8601_duration
 from wisp.api.errors import FieldError
 from wisp.api.validate_core import (
@@ -25,7 +26,6 @@ from wisp.api.validate_core import (
     unknown_fields,
     validate_metadata,
 )
-from wisp.eventing.filters import CesqlSyntaxError, compile_cesql
 from wisp.types import Resource
 
 # Alibaba's KafkaSource delivery annotations (the seed), each a non-negative number of seconds or retries.

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from wisp.api.autoscaling.annotations import validate_annotations
+from wisp.api.autoscaling.config import AutoscalerConfig
 from wisp.api.errors import FieldError
 from wisp.api.loader import MANIFEST_DIR_ANNOTATION
 from wisp.api.validate_core import (
@@ -28,8 +30,6 @@ from wisp.api.validate_core import (
     unknown_fields,
     validate_metadata,
 )
-from wisp.serving.autoscaler.annotations import validate_annotations
-from wisp.serving.autoscaler.config import AutoscalerConfig
 from wisp.types import Resource
 
 MAX_CONTAINER_CONCURRENCY = 1000  # config-defaults container-concurrency-max-limit

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wisp.api import kinds, schemas
+from wisp.api.autoscaling.config import AutoscalerConfig
 from wisp.api.errors import FieldError, UnknownKindError
 from wisp.api.shape import shape_error, without_nulls
 from wisp.api.typecheck import checked, unrelated
@@ -24,7 +25,6 @@ from wisp.api.validate_serving import (
     validate_route,
     validate_service,
 )
-from wisp.serving.autoscaler.config import AutoscalerConfig
 from wisp.types import Resource
 
 Validator = Callable[[Resource], list[FieldError]]

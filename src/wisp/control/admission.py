@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from wisp.api import kinds as k
+from wisp.api.autoscaling import AutoscalerConfig, DefaultsConfig, parse_config_autoscaler, parse_config_defaults
 from wisp.api.defaults import RevisionDefaults, apply_defaults
 from wisp.api.errors import FieldError, ManifestError, UnknownKindError
 from wisp.api.kinds import Kind, for_manifest
 from wisp.api.validation import validate, validate_update
-from wisp.serving.autoscaler import AutoscalerConfig, DefaultsConfig, parse_config_autoscaler, parse_config_defaults
 from wisp.store import Store
 from wisp.types import Resource
 

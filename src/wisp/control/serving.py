@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from wisp.api import kinds as k
+from wisp.api.autoscaling import AutoscalerConfig, parse_config_autoscaler, resolve_scaling
 from wisp.api.kinds import Kind
 from wisp.control import routing_state as rs
 from wisp.control import serving_builders as b
@@ -17,7 +18,6 @@ from wisp.control.conditions import Condition, is_ready
 from wisp.control.controller import Key, keys_of, owner_keys
 from wisp.control.status import write_status
 from wisp.control.workload_builder import SpecError, instance_env, workload_spec
-from wisp.serving.autoscaler import AutoscalerConfig, parse_config_autoscaler, resolve_scaling
 from wisp.serving.dataplane import DataPlane, RevisionSettings
 from wisp.serving.ingress import Timeouts
 from wisp.serving.reasons import public_reason

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wisp.serving.autoscaler import Decision, RevisionAutoscaler, ScalingSpec
+from wisp.api.autoscaling import ScalingSpec
+from wisp.serving.autoscaler import Decision, RevisionAutoscaler
 from wisp.serving.ingress import Timeouts
 from wisp.serving.instance_limit import InstanceBudget, this_machine
 from wisp.serving.revision_runner import RevisionHealth, RevisionRunner

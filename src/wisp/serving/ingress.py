@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wisp.http.pool import HOP_BY_HOP, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from wisp.observability.recorder import SpanRecorder
 from wisp.observability.traceparent import start_or_continue
 from wisp.serving.routing import RevisionKey, RoutingTable
 from wisp.serving.throttler import NoCapacity, QueueFull, Slot, Throttler, Unavailable
+
 
 @dataclass(frozen=True)
 class Timeouts:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from wisp.api.autoscaling.spec import ScalingSpec
 from wisp.serving.autoscaler.decider import DeciderInputs, DeciderState, Decision, decide
 from wisp.serving.autoscaler.metrics import RequestCollector
-from wisp.serving.autoscaler.spec import ScalingSpec
 
 
 class RevisionAutoscaler:

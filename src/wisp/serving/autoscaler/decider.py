@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from wisp.serving.autoscaler.spec import ScalingSpec
+from wisp.api.autoscaling.spec import ScalingSpec
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from wisp.serving.autoscaler.spec import RPS
+from wisp.api.autoscaling.spec import RPS
 from wisp.serving.autoscaler.window import TimedBuckets
 
 

@@ -11,8 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from wisp.api.errors import FieldError, ManifestError
-from wisp.serving.autoscaler.config import (
+from wisp.api.autoscaling.config import (
     HPA_CLASS,
     INT32_MAX,
     KPA_CLASS,
@@ -32,7 +31,8 @@ from wisp.serving.autoscaler.config import (
     parse_go_float,
     parse_go_int,
 )
-from wisp.serving.autoscaler.spec import CONCURRENCY, RPS, ScalingSpec
+from wisp.api.autoscaling.spec import CONCURRENCY, RPS, ScalingSpec
+from wisp.api.errors import FieldError, ManifestError
 
 GROUP = "autoscaling.knative.dev"
 KNATIVE_DOMAIN = ".knative.dev"

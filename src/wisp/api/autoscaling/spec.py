@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wisp.serving.autoscaler.config import KPA_CLASS
+from wisp.api.autoscaling.config import KPA_CLASS
 
 CONCURRENCY = "concurrency"
 RPS = "rps"
