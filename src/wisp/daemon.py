@@ -28,7 +28,7 @@ from starlette.types import ASGIApp
 from wisp.api import kinds as k
 from wisp.api.errors import ManifestError
 from wisp.api.loader import load_paths
-from wisp.control.admission import admit, warnings_for
+from wisp.control.admission import apply_manifests, warnings_for
 from wisp.control.api import VirtualKinds, build_api
 from wisp.control.conditions import get_condition
 from wisp.control.controller import Controller
@@ -233,8 +233,7 @@ class Daemon:
     # -- applying --------------------------------------------------------------------------------
     def apply_paths(self, paths: list[Path]) -> list[str]:
         docs = load_paths(paths)
-        admitted = admit([d.resource for d in docs], self.store)
-        results = self.store.apply(admitted)
+        results = apply_manifests([d.resource for d in docs], self.store)
         for result in results:
             for warning in warnings_for(result.resource):
                 log.warning("%s", warning)

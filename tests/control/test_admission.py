@@ -8,7 +8,7 @@ import pytest
 
 from wisp.api import kinds as k
 from wisp.api.errors import ManifestError
-from wisp.control.admission import admit, warnings_for
+from wisp.control.admission import admit, apply_manifests, warnings_for
 from wisp.store import Store
 
 
@@ -54,7 +54,7 @@ def test_config_in_the_same_batch_judges_later_documents(store: Store) -> None:
 def test_bad_cluster_config_is_refused_and_the_old_one_stays(
     store: Store, name: str, data: dict[str, str], field: str
 ) -> None:
-    store.apply(admit([config_map(name, {})], store))
+    apply_manifests([config_map(name, {})], store)
     with pytest.raises(ManifestError) as caught:
         admit([config_map(name, data)], store)
     assert any(e.path == field for e in caught.value.errors), caught.value.errors

@@ -17,7 +17,7 @@ import pytest
 from tests.serving.test_idle_ticks import Clock, FakeRuntime
 from wisp.api import kinds as k
 from wisp.control import routing_state as rs
-from wisp.control.admission import admit
+from wisp.control.admission import apply_manifests
 from wisp.control.controller import Controller
 from wisp.control.serving import ServingReconciler
 from wisp.control.serving_builders import Network
@@ -109,11 +109,11 @@ async def test_a_new_revision_is_reachable_before_it_is_routed_and_the_old_one_i
     world: World, tmp_path: Path
 ) -> None:
     w = world
-    w.store.apply(admit([ksvc(tmp_path, 1)], w.store))
+    apply_manifests([ksvc(tmp_path, 1)], w.store)
     await until(lambda: served(w.store, "svc-00001") and state(w, "svc-00001") == rs.ACTIVE)
     assert w.dataplane.reachable(("default", "svc-00001")) is True
 
-    w.store.apply(admit([ksvc(tmp_path, 2)], w.store))
+    apply_manifests([ksvc(tmp_path, 2)], w.store)
     await until(lambda: served(w.store, "svc-00002") and state(w, "svc-00001") == rs.RESERVE)
     await until(lambda: w.dataplane.reachable(("default", "svc-00001")) is False)
     assert state(w, "svc-00002") == rs.ACTIVE
@@ -121,7 +121,7 @@ async def test_a_new_revision_is_reachable_before_it_is_routed_and_the_old_one_i
     assert ("svc-00001", True) in w.ensured
 
     # Pinned back: the old one is active again, the newer one reserve.
-    w.store.apply(admit([ksvc(tmp_path, 2, traffic=[{"revisionName": "svc-00001", "percent": 100}])], w.store))
+    apply_manifests([ksvc(tmp_path, 2, traffic=[{"revisionName": "svc-00001", "percent": 100}])], w.store)
     await until(lambda: served(w.store, "svc-00001") and state(w, "svc-00002") == rs.RESERVE)
     await until(lambda: w.dataplane.reachable(("default", "svc-00001")) is True
                 and w.dataplane.reachable(("default", "svc-00002")) is False)
@@ -132,9 +132,9 @@ async def test_an_unlabelled_revision_is_labelled_before_its_workload_starts(tmp
     store = Store(tmp_path / "store.db", Clock())
     store.open()
     async with running(store, tmp_path):
-        store.apply(admit([ksvc(tmp_path, 1)], store))
+        apply_manifests([ksvc(tmp_path, 1)], store)
         await until(lambda: served(store, "svc-00001"))
-        store.apply(admit([ksvc(tmp_path, 2)], store))
+        apply_manifests([ksvc(tmp_path, 2)], store)
         await until(lambda: served(store, "svc-00002"))
     # As a state dir from before routing states: no label on either.
     for name in ("svc-00001", "svc-00002"):

@@ -14,7 +14,7 @@ import pytest
 
 from wisp.api import kinds as k
 from wisp.api.kinds import Kind
-from wisp.control.admission import admit
+from wisp.control.admission import apply_manifests
 from wisp.store import Store
 from wisp.types import Resource
 
@@ -45,7 +45,7 @@ def store() -> Iterator[Store]:
 
 def _victim(store: Store, kind: Kind) -> Resource:
     """An existing object of `kind`, the one a PUT to its path would replace."""
-    store.apply(admit([manifest(kind, name_for(kind, "victim"), NS)], store))
+    apply_manifests([manifest(kind, name_for(kind, "victim"), NS)], store)
     stored = store.get(kind, NS, name_for(kind, "victim"))
     assert stored is not None
     return stored

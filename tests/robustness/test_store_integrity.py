@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from tests.serving.harness import running_daemon
 from wisp.api import kinds as k
 from wisp.cli.main import make_app
-from wisp.control.admission import admit
+from wisp.control.admission import admit, apply_manifests
 from wisp.net import free_port
 from wisp.store import Store, StoreCorrupt, StoreFull
 from wisp.types import Resource
@@ -40,7 +40,7 @@ def _store(state: Path) -> Store:
 def _fill(state: Path, count: int = 200) -> None:
     """A store with enough objects to span many pages, then closed (its WAL folded into the file)."""
     store = _store(state)
-    store.apply(admit([config_map(f"cm-{i:03}", {"payload": f"value-{i}-" + "z" * 200}) for i in range(count)], store))
+    apply_manifests([config_map(f"cm-{i:03}", {"payload": f"value-{i}-" + "z" * 200}) for i in range(count)], store)
     store.close()
 
 
@@ -120,7 +120,7 @@ async def test_a_flipped_byte_in_a_stored_object_is_set_aside_not_reconciled(
         "apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "flipped"},
         "spec": {"template": {"spec": {"containers": [{"image": "./app-MARKER-image"}]}}},
     }
-    store.apply(admit([service, config_map("intact", {"greeting": "hello"})], store))
+    apply_manifests([service, config_map("intact", {"greeting": "hello"})], store)
     store.close()
     _flip_inside(state / "store.db", b"MARKER-image")
 
@@ -201,7 +201,7 @@ def _cap(store: Store) -> None:
 
 def test_a_full_store_raises_store_full_and_writes_nothing(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    store.apply(admit([config_map("before", {"k": "v"})], store))
+    apply_manifests([config_map("before", {"k": "v"})], store)
     _cap(store)
     batch = admit([config_map(f"big-{i}", {"k": "x" * 100_000}) for i in range(3)], store)
     with pytest.raises(StoreFull, match="no space left on device"):

@@ -13,7 +13,7 @@ import httpx
 
 from wisp.api import kinds as k
 from wisp.api.kinds import Kind
-from wisp.control.admission import admit
+from wisp.control.admission import apply_manifests
 from wisp.control.conditions import get_condition
 from wisp.daemon import Daemon, DaemonOptions
 from wisp.serving.revision_runner import free_port
@@ -34,7 +34,7 @@ class Harness:
         return f"http://127.0.0.1:{self.daemon.options.api_port}"
 
     def apply(self, *resources: Resource) -> None:
-        self.daemon.store.apply(admit(list(resources), self.daemon.store))
+        apply_manifests(list(resources), self.daemon.store)
 
     async def request(self, host: str, path: str = "/", method: str = "GET", **kwargs: Any) -> httpx.Response:
         headers = {"Host": host, **kwargs.pop("headers", {})}

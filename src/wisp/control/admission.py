@@ -8,7 +8,7 @@ from wisp.api.defaults import RevisionDefaults, apply_defaults
 from wisp.api.errors import FieldError, ManifestError, UnknownKindError
 from wisp.api.kinds import Kind, for_manifest
 from wisp.api.validation import validate, validate_update
-from wisp.store import Store
+from wisp.store import ApplyResult, Store
 from wisp.types import Resource
 
 
@@ -108,3 +108,9 @@ def admit(items: list[Resource], store: Store) -> list[tuple[Kind, Resource]]:
             revision_defaults = _as_revision_defaults(parse_config_defaults(_data(resource)))
         admitted.append((kind, resource))
     return admitted
+
+
+def apply_manifests(items: list[Resource], store: Store) -> list[ApplyResult]:
+    """The one apply (control API, `wisp up`, tests): admit the whole batch, then write it in one
+    transaction: every item, or none."""
+    return store.apply(admit(items, store))

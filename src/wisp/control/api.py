@@ -25,7 +25,7 @@ from starlette.routing import Route
 from wisp.api import kinds as k
 from wisp.api.errors import ManifestError, UnknownKindError
 from wisp.api.kinds import Kind
-from wisp.control.admission import admit, warnings_for
+from wisp.control.admission import admit, apply_manifests, warnings_for
 from wisp.control.body_limit import DEFAULT_LIMIT, BodyLimit
 from wisp.control.path_match import match_path
 from wisp.control.refusal import Refused, bad_request, method_not_allowed
@@ -121,10 +121,9 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
         if not isinstance(items, list):
             return status_response(400, "BadRequest", 'body must be {"items": [resource, ...]}')
         try:
-            admitted = admit(items, store)
+            results = apply_manifests(items, store)
         except ManifestError as exc:
             return _manifest_error(exc, items)
-        results = store.apply(admitted)  # one transaction: every item is written, or none
         return JSONResponse({"items": [
             {"kind": r.kind.kind, "group": r.kind.group, "plural": r.kind.plural, "namespace": r.namespace,
              "name": r.name, "action": r.action, "warnings": warnings_for(r.resource)} for r in results
