@@ -28,6 +28,7 @@ from starlette.types import ASGIApp
 from wisp.api import kinds as k
 from wisp.api.errors import ManifestError
 from wisp.api.loader import load_paths
+from wisp.api.names import SERVICE_LABEL
 from wisp.control.admission import apply_manifests, warnings_for
 from wisp.control.api import VirtualKinds, build_api
 from wisp.control.conditions import get_condition
@@ -35,7 +36,7 @@ from wisp.control.controller import Controller
 from wisp.control.eventing import EventingReconciler
 from wisp.control.kafka_cluster import KafkaCluster
 from wisp.control.serving import ServingReconciler
-from wisp.control.serving_builders import SERVICE_LABEL, Network
+from wisp.control.serving_builders import Network
 from wisp.control.sinks import BROKER_INGRESS_HOST, SinkResolver
 from wisp.control.stored_check import check_stored
 from wisp.head_limits import LimitedHttpToolsProtocol

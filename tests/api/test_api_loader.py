@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from wisp.api.errors import ManifestError
-from wisp.api.loader import MANIFEST_DIR_ANNOTATION, load_paths, load_text
+from wisp.api.loader import load_paths, load_text
+from wisp.api.names import MANIFEST_DIR_ANNOTATION
 
 SERVICE = """\
 apiVersion: serving.knative.dev/v1

@@ -6,6 +6,12 @@ from typing import Any
 
 import pytest
 
+from wisp.api.names import (
+    CONFIGURATION_LABEL,
+    ROUTES_ANNOTATION,
+    ROUTING_STATE_LABEL,
+    ROUTING_STATE_MODIFIED_ANNOTATION,
+)
 from wisp.control import routing_state as rs
 from wisp.control import serving_builders as b
 from wisp.types import Resource
@@ -81,9 +87,9 @@ def test_next_state_and_reachability(current: str | None, routed: bool, want: st
 
 
 def revision(state: str | None = None, annotations: dict[str, str] | None = None) -> Resource:
-    labels = {b.CONFIGURATION_LABEL: "hello"}
+    labels = {CONFIGURATION_LABEL: "hello"}
     if state is not None:
-        labels[rs.ROUTING_STATE_LABEL] = state
+        labels[ROUTING_STATE_LABEL] = state
     return {"metadata": {"name": "hello-00001", "namespace": "default", "labels": labels,
                          "annotations": dict(annotations or {})},
             "spec": {}, "status": {"conditions": []}}
@@ -92,21 +98,21 @@ def revision(state: str | None = None, annotations: dict[str, str] | None = None
 @pytest.mark.parametrize(
     ("before", "routes", "state", "annotations"),
     [
-        (revision(rs.PENDING, {rs.ROUTING_STATE_MODIFIED: "earlier"}), {"hello"}, rs.ACTIVE,
-         {rs.ROUTING_STATE_MODIFIED: STAMP, rs.ROUTES_ANNOTATION: "hello"}),
-        (revision(rs.ACTIVE, {rs.ROUTING_STATE_MODIFIED: "earlier", rs.ROUTES_ANNOTATION: "hello"}), set(),
-         rs.RESERVE, {rs.ROUTING_STATE_MODIFIED: STAMP}),
+        (revision(rs.PENDING, {ROUTING_STATE_MODIFIED_ANNOTATION: "earlier"}), {"hello"}, rs.ACTIVE,
+         {ROUTING_STATE_MODIFIED_ANNOTATION: STAMP, ROUTES_ANNOTATION: "hello"}),
+        (revision(rs.ACTIVE, {ROUTING_STATE_MODIFIED_ANNOTATION: "earlier", ROUTES_ANNOTATION: "hello"}), set(),
+         rs.RESERVE, {ROUTING_STATE_MODIFIED_ANNOTATION: STAMP}),
         # Another route joins: the list changes, the state (and its time) does not.
-        (revision(rs.ACTIVE, {rs.ROUTING_STATE_MODIFIED: "earlier", rs.ROUTES_ANNOTATION: "hello"}), {"b", "a"},
-         rs.ACTIVE, {rs.ROUTING_STATE_MODIFIED: "earlier", rs.ROUTES_ANNOTATION: "a,b"}),
-        (revision(None, {"keep": "me"}), set(), rs.RESERVE, {"keep": "me", rs.ROUTING_STATE_MODIFIED: STAMP}),
+        (revision(rs.ACTIVE, {ROUTING_STATE_MODIFIED_ANNOTATION: "earlier", ROUTES_ANNOTATION: "hello"}), {"b", "a"},
+         rs.ACTIVE, {ROUTING_STATE_MODIFIED_ANNOTATION: "earlier", ROUTES_ANNOTATION: "a,b"}),
+        (revision(None, {"keep": "me"}), set(), rs.RESERVE, {"keep": "me", ROUTING_STATE_MODIFIED_ANNOTATION: STAMP}),
     ],
 )
 def test_relabelled(before: Resource, routes: set[str], state: str, annotations: dict[str, str]) -> None:
     after = rs.relabelled(before, routes, NOW)
     assert after is not None
     assert rs.state_of(after) == state
-    assert after["metadata"]["labels"][b.CONFIGURATION_LABEL] == "hello"  # other labels kept
+    assert after["metadata"]["labels"][CONFIGURATION_LABEL] == "hello"  # other labels kept
     assert after["metadata"]["annotations"] == annotations
     assert after["status"] == before["status"] and after["spec"] == before["spec"]
     assert rs.relabelled(after, routes, NOW + 60) is None  # settled: no write
@@ -115,7 +121,7 @@ def test_relabelled(before: Resource, routes: set[str], state: str, annotations:
 def test_a_created_revision_is_pending() -> None:
     created = rs.as_created(revision(), NOW)
     assert rs.state_of(created) == rs.PENDING and rs.reachable(rs.PENDING)
-    assert created["metadata"]["annotations"][rs.ROUTING_STATE_MODIFIED] == STAMP
+    assert created["metadata"]["annotations"][ROUTING_STATE_MODIFIED_ANNOTATION] == STAMP
 
 
 def test_routing_annotations_do_not_make_a_template_differ() -> None:

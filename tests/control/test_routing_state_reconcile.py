@@ -16,6 +16,7 @@ import pytest
 
 from tests.serving.test_idle_ticks import Clock, FakeRuntime
 from wisp.api import kinds as k
+from wisp.api.names import ROUTING_STATE_LABEL
 from wisp.control import routing_state as rs
 from wisp.control.admission import apply_manifests
 from wisp.control.controller import Controller
@@ -140,7 +141,7 @@ async def test_an_unlabelled_revision_is_labelled_before_its_workload_starts(tmp
     for name in ("svc-00001", "svc-00002"):
         revision = store.get(k.REVISION, "default", name)
         assert revision is not None
-        del revision["metadata"]["labels"][rs.ROUTING_STATE_LABEL]
+        del revision["metadata"]["labels"][ROUTING_STATE_LABEL]
         store.apply([(k.REVISION, revision)])
     async with running(store, tmp_path) as w:
         await until(lambda: {n for n, _ in w.ensured} == {"svc-00001", "svc-00002"})

@@ -14,6 +14,14 @@ from typing import Any
 import pytest
 
 from wisp.api import kinds as k
+from wisp.api.names import (
+    CONFIGURATION_GENERATION_LABEL,
+    CONFIGURATION_LABEL,
+    CONFIGURATION_UID_LABEL,
+    MANIFEST_DIR_ANNOTATION,
+    SERVICE_LABEL,
+    VISIBILITY_LABEL,
+)
 from wisp.control import serving_builders as b
 from wisp.control.conditions import Condition
 from wisp.control.serving_builders import Network, ResolvedTarget
@@ -53,7 +61,7 @@ def configuration(
     status: dict[str, Any] | None = None,
 ) -> Resource:
     meta: dict[str, Any] = {"name": name, "namespace": "default", "uid": f"uid-{name}", "generation": generation,
-                            "labels": {b.SERVICE_LABEL: name} if labels is None else labels}
+                            "labels": {SERVICE_LABEL: name} if labels is None else labels}
     if annotations is not None:
         meta["annotations"] = annotations
     out: Resource = {"apiVersion": "serving.knative.dev/v1", "kind": "Configuration", "metadata": meta,
@@ -87,22 +95,22 @@ class ChildCase:
 
 CHILD_CASES = [
     ChildCase("bare service: service label, controller owner reference", service(), {
-        "name": "hello", "namespace": "default", "labels": {b.SERVICE_LABEL: "hello"},
+        "name": "hello", "namespace": "default", "labels": {SERVICE_LABEL: "hello"},
         "ownerReferences": [owner_ref("Service", "hello")],
     }),
     ChildCase("labels and annotations propagate; kubectl's last-applied does not",
-              service(labels={"team": "a", b.VISIBILITY_LABEL: "cluster-local"},
+              service(labels={"team": "a", VISIBILITY_LABEL: "cluster-local"},
                       annotations={"note": "x", LAST_APPLIED: "{}"}), {
         "name": "hello", "namespace": "default",
-        "labels": {"team": "a", b.VISIBILITY_LABEL: "cluster-local", b.SERVICE_LABEL: "hello"},
+        "labels": {"team": "a", VISIBILITY_LABEL: "cluster-local", SERVICE_LABEL: "hello"},
         "annotations": {"note": "x"}, "ownerReferences": [owner_ref("Service", "hello")],
     }),
     ChildCase("only kubectl's annotation: no annotations at all", service(annotations={LAST_APPLIED: "{}"}), {
-        "name": "hello", "namespace": "default", "labels": {b.SERVICE_LABEL: "hello"},
+        "name": "hello", "namespace": "default", "labels": {SERVICE_LABEL: "hello"},
         "ownerReferences": [owner_ref("Service", "hello")],
     }),
-    ChildCase("a user's service label is overwritten", service("api", "team", labels={b.SERVICE_LABEL: "x"}), {
-        "name": "api", "namespace": "team", "labels": {b.SERVICE_LABEL: "api"},
+    ChildCase("a user's service label is overwritten", service("api", "team", labels={SERVICE_LABEL: "x"}), {
+        "name": "api", "namespace": "team", "labels": {SERVICE_LABEL: "api"},
         "ownerReferences": [owner_ref("Service", "api")],
     }),
 ]
@@ -178,8 +186,8 @@ def test_revision_for() -> None:
         generation=2,
         template={"metadata": {"labels": {"app": "x"}, "annotations": {"a": "1"}},
                   "spec": {"containerConcurrency": 5, "containers": [{"image": "./app"}]}},
-        labels={b.SERVICE_LABEL: "hello", "team": "a"},
-        annotations={b.MANIFEST_DIR: "/srv/manifests", "note": "not propagated"},
+        labels={SERVICE_LABEL: "hello", "team": "a"},
+        annotations={MANIFEST_DIR_ANNOTATION: "/srv/manifests", "note": "not propagated"},
     )
     before = copy.deepcopy(config)
     got = b.revision_for(config)
@@ -187,9 +195,9 @@ def test_revision_for() -> None:
         "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
         "metadata": {
             "name": "hello-00002", "namespace": "default",
-            "labels": {"app": "x", b.CONFIGURATION_LABEL: "hello", b.CONFIGURATION_GENERATION_LABEL: "2",
-                       "serving.knative.dev/configurationUID": "uid-hello", b.SERVICE_LABEL: "hello"},
-            "annotations": {"a": "1", b.MANIFEST_DIR: "/srv/manifests"},
+            "labels": {"app": "x", CONFIGURATION_LABEL: "hello", CONFIGURATION_GENERATION_LABEL: "2",
+                       CONFIGURATION_UID_LABEL: "uid-hello", SERVICE_LABEL: "hello"},
+            "annotations": {"a": "1", MANIFEST_DIR_ANNOTATION: "/srv/manifests"},
             "ownerReferences": [owner_ref("Configuration", "hello")],
         },
         "spec": {"containerConcurrency": 5, "containers": [{"image": "./app"}]},
@@ -200,13 +208,13 @@ def test_revision_for() -> None:
 
 @pytest.mark.parametrize(("config", "labels", "annotations"), [
     pytest.param(configuration(labels={}, template={"spec": {}}),
-                 {b.CONFIGURATION_LABEL: "hello", b.CONFIGURATION_GENERATION_LABEL: "1",
-                  "serving.knative.dev/configurationUID": "uid-hello"},
+                 {CONFIGURATION_LABEL: "hello", CONFIGURATION_GENERATION_LABEL: "1",
+                  CONFIGURATION_UID_LABEL: "uid-hello"},
                  None, id="a bare configuration: no service label, no annotations"),
-    pytest.param(configuration(labels={}, template={"metadata": {"labels": {b.CONFIGURATION_LABEL: "forged"}},
+    pytest.param(configuration(labels={}, template={"metadata": {"labels": {CONFIGURATION_LABEL: "forged"}},
                                                     "spec": {}}),
-                 {b.CONFIGURATION_LABEL: "hello", b.CONFIGURATION_GENERATION_LABEL: "1",
-                  "serving.knative.dev/configurationUID": "uid-hello"},
+                 {CONFIGURATION_LABEL: "hello", CONFIGURATION_GENERATION_LABEL: "1",
+                  CONFIGURATION_UID_LABEL: "uid-hello"},
                  None, id="the template cannot forge the configuration label"),
 ])
 def test_revision_labels(config: Resource, labels: dict[str, str], annotations: dict[str, str] | None) -> None:
@@ -405,7 +413,7 @@ def test_resolve_traffic(case: TrafficCase) -> None:
                  "http://stable-hello.default.localhost:8080", id="default network"),
     pytest.param(Network("example.com", 80), {}, "http://hello.default.example.com",
                  "http://stable-hello.default.example.com", id="port 80 is not written"),
-    pytest.param(Network("example.com", 80), {b.VISIBILITY_LABEL: "cluster-local"},
+    pytest.param(Network("example.com", 80), {VISIBILITY_LABEL: "cluster-local"},
                  "http://hello.default.svc.cluster.local", "http://stable-hello.default.svc.cluster.local",
                  id="cluster-local"),
 ])

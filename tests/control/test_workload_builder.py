@@ -18,11 +18,15 @@ from typing import Any
 
 import pytest
 
+from wisp.api.names import (
+    CONFIGURATION_LABEL,
+    FUNCTION_TARGET_ANNOTATION,
+    MANIFEST_DIR_ANNOTATION,
+    SERVICE_LABEL,
+    WORKLOAD_CLASS_ANNOTATION,
+)
 from wisp.control.env_expansion import expand
-from wisp.control.serving_builders import CONFIGURATION_LABEL, MANIFEST_DIR, SERVICE_LABEL
 from wisp.control.workload_builder import (
-    FUNCTION_TARGET,
-    WORKLOAD_CLASS,
     SpecError,
     instance_env,
     workload_class,
@@ -266,9 +270,9 @@ def test_a_sink_bindings_k_sink_wins_over_the_containers() -> None:
 
 @pytest.mark.parametrize(("annotations", "expected"), [
     pytest.param(None, "container", id="default"),
-    pytest.param({WORKLOAD_CLASS: "function"}, "function", id="function"),
-    pytest.param({WORKLOAD_CLASS: "container"}, "container", id="container"),
-    pytest.param({WORKLOAD_CLASS: "lambda"}, "container", id="anything else is a container"),
+    pytest.param({WORKLOAD_CLASS_ANNOTATION: "function"}, "function", id="function"),
+    pytest.param({WORKLOAD_CLASS_ANNOTATION: "container"}, "container", id="container"),
+    pytest.param({WORKLOAD_CLASS_ANNOTATION: "lambda"}, "container", id="anything else is a container"),
 ])
 def test_workload_class(annotations: dict[str, str] | None, expected: str) -> None:
     assert workload_class(revision(annotations=annotations)) == expected
@@ -289,9 +293,9 @@ class SpecCase:
 
 
 def local(container: dict[str, Any] | None = None, function: bool = False, **spec: Any) -> Resource:
-    annotations = {MANIFEST_DIR: "<manifest-dir>"}
+    annotations = {MANIFEST_DIR_ANNOTATION: "<manifest-dir>"}
     if function:
-        annotations[WORKLOAD_CLASS] = "function"
+        annotations[WORKLOAD_CLASS_ANNOTATION] = "function"
     return revision({"image": "./app", **(container or {})}, annotations=annotations, **spec)
 
 
@@ -306,12 +310,14 @@ SPEC_CASES = [
     SpecCase("a function: its directory and the default target", local(function=True),
              {}, {"workload_class": "function", "directory": "app", "function_target": "main:handle"}),
     SpecCase("a function: target annotation",
-             revision({"image": "./app"}, annotations={MANIFEST_DIR: "<manifest-dir>", WORKLOAD_CLASS: "function",
-                                                       FUNCTION_TARGET: "handler:run"}),
+             revision({"image": "./app"}, annotations={MANIFEST_DIR_ANNOTATION: "<manifest-dir>",
+                                                       WORKLOAD_CLASS_ANNOTATION: "function",
+                                                       FUNCTION_TARGET_ANNOTATION: "handler:run"}),
              {}, {"function_target": "handler:run"}),
     SpecCase("a function: FUNCTION_TARGET in the env beats the annotation",
-             revision({"image": "./app"}, annotations={MANIFEST_DIR: "<manifest-dir>", WORKLOAD_CLASS: "function",
-                                                       FUNCTION_TARGET: "handler:run"}),
+             revision({"image": "./app"}, annotations={MANIFEST_DIR_ANNOTATION: "<manifest-dir>",
+                                                       WORKLOAD_CLASS_ANNOTATION: "function",
+                                                       FUNCTION_TARGET_ANNOTATION: "handler:run"}),
              {"FUNCTION_TARGET": "other:fn"}, {"function_target": "other:fn"}),
     SpecCase("an httpGet readiness probe", revision({"readinessProbe": {"httpGet": {"path": "/healthz"}}}), {},
              {"probe": Probe(http_path="/healthz")}),
@@ -333,8 +339,8 @@ def _resolve(resource: Resource, manifest_dir: Path) -> Resource:
     """A copy of the table's revision with the manifest-dir placeholder pointing at this test's directory."""
     resource = copy.deepcopy(resource)
     annotations = resource["metadata"].get("annotations", {})
-    if annotations.get(MANIFEST_DIR) == "<manifest-dir>":
-        annotations[MANIFEST_DIR] = str(manifest_dir)
+    if annotations.get(MANIFEST_DIR_ANNOTATION) == "<manifest-dir>":
+        annotations[MANIFEST_DIR_ANNOTATION] = str(manifest_dir)
     return resource
 
 
@@ -359,7 +365,7 @@ def test_workload_spec(manifest_dir: Path, case: SpecCase) -> None:
                  "spec.volumes: volumes are not supported", id="a volume"),
     pytest.param(local({"image": "./missing", "command": ["run"]}),
                  "spec.containers[0].image: ./missing is not a directory", id="a local image that is not a directory"),
-    pytest.param(revision(annotations={WORKLOAD_CLASS: "function"}),
+    pytest.param(revision(annotations={WORKLOAD_CLASS_ANNOTATION: "function"}),
                  "spec.containers[0].image: a function needs a local code directory", id="a function from an image"),
     pytest.param(local(), "spec.containers[0].command: required when the image is a local directory",
                  id="a local container without a command"),
@@ -377,6 +383,6 @@ def test_workload_spec_refuses(manifest_dir: Path, resource: Resource, message: 
 def test_a_local_image_is_relative_to_the_manifest(tmp_path: Path) -> None:
     (tmp_path / "deploy" / "src").mkdir(parents=True)
     resource = revision({"image": "../deploy/src", "command": ["run"]},
-                        annotations={MANIFEST_DIR: str(tmp_path / "manifests")})
+                        annotations={MANIFEST_DIR_ANNOTATION: str(tmp_path / "manifests")})
     (tmp_path / "manifests").mkdir()
     assert workload_spec(resource, {}).directory == (tmp_path / "deploy" / "src").resolve()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from wisp.api.names import BROKER_CLASS_ANNOTATION, BROKER_LABEL, WORKLOAD_CLASS_ANNOTATION
 from wisp.api.shape import shape_error, without_nulls
 from wisp.types import Resource
 
@@ -18,8 +19,6 @@ DEFAULT_NAMESPACE = "default"
 USER_CONTAINER_NAME = "user-container"
 DEFAULT_TIMEOUT_SECONDS = 300
 DEFAULT_BROKER_CLASS = "MTChannelBasedBroker"
-BROKER_CLASS_ANNOTATION = "eventing.knative.dev/broker.class"
-WORKLOAD_CLASS_ANNOTATION = "wisp.dev/workload-class"
 ALIYUN_WORKLOAD_CLASS_ANNOTATION = "workload.serving.knative.aliyun.com/class"
 KAFKA_SOURCE_STORAGE_VERSION = "sources.knative.dev/v1beta1"
 
@@ -250,7 +249,7 @@ def _trigger(res: Resource) -> None:
     if labels is None:
         labels = res["metadata"]["labels"] = {}
     if isinstance(labels, dict) and isinstance(spec["broker"], str):
-        labels.setdefault("eventing.knative.dev/broker", spec["broker"])
+        labels.setdefault(BROKER_LABEL, spec["broker"])
     _destination(spec, "subscriber", namespace)
     _delivery(spec, namespace)
 

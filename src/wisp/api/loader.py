@@ -11,10 +11,10 @@ import yaml
 
 from wisp.api import bounded_yaml
 from wisp.api.errors import FieldError, ManifestError
+from wisp.api.names import MANIFEST_DIR_ANNOTATION
 from wisp.types import Resource
 
 # Where the manifest that named a local `image: ./dir` lives; the workload resolves the path against it.
-MANIFEST_DIR_ANNOTATION = "wisp.dev/manifest-dir"
 
 _LOCAL_IMAGE_PREFIXES = ("./", "../", "/")
 

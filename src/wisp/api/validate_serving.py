@@ -10,7 +10,12 @@ from typing import Any
 from wisp.api.autoscaling.annotations import validate_annotations
 from wisp.api.autoscaling.config import AutoscalerConfig
 from wisp.api.errors import FieldError
-from wisp.api.loader import MANIFEST_DIR_ANNOTATION
+from wisp.api.names import (
+    FUNCTION_TARGET_ANNOTATION,
+    MANIFEST_DIR_ANNOTATION,
+    QUEUE_DEPTH_ANNOTATION,
+    WORKLOAD_CLASS_ANNOTATION,
+)
 from wisp.api.validate_core import (
     Errors,
     as_list,
@@ -39,10 +44,7 @@ MAX_GENERATED_OWNER_NAME = 63 - len("-00001")
 RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091})
 RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
 WORKLOAD_CLASSES = frozenset({"function", "container"})
-WORKLOAD_CLASS_ANNOTATION = "wisp.dev/workload-class"
-QUEUE_DEPTH_ANNOTATION = "wisp.dev/queue-depth"  # requests a revision's throttler holds beyond its capacity
 MAX_QUEUE_DEPTH = 1_000_000
-FUNCTION_TARGET_ANNOTATION = "wisp.dev/function-target"
 # The seed platform's custom domain, which wisp turns into a DomainMapping (DESIGN §3).
 ALIYUN_DOMAIN_ANNOTATION = "fc.revision.serving.knative.aliyun.com/domain"
 

@@ -8,6 +8,7 @@ from typing import Any
 from wisp.api import kinds, schemas
 from wisp.api.autoscaling.config import AutoscalerConfig
 from wisp.api.errors import FieldError, UnknownKindError
+from wisp.api.names import BROKER_CLASS_ANNOTATION
 from wisp.api.shape import shape_error, without_nulls
 from wisp.api.typecheck import checked, unrelated
 from wisp.api.validate_core import unknown_fields, validate_config_map, validate_namespace, validate_secret
@@ -104,7 +105,7 @@ def validate_update(old: Resource, new: Resource) -> list[FieldError]:
     elif kind == "Trigger":
         errs.extend(_immutable(old_spec, new_spec, "broker", "spec.broker"))
     elif kind == "Broker":
-        annotation = "eventing.knative.dev/broker.class"
+        annotation = BROKER_CLASS_ANNOTATION
         errs.extend(
             _immutable(
                 _annotations(old), _annotations(new), annotation, f"metadata.annotations[{annotation}]"

@@ -16,13 +16,8 @@ import yaml
 from wisp.api import kinds
 from wisp.api.errors import UnknownKindError
 from wisp.api.kinds import Kind
+from wisp.api.names import CONFIGURATION_GENERATION_LABEL, IN_FLIGHT_ANNOTATION, REVISION_LABEL, SERVICE_LABEL
 from wisp.types import Resource
-
-SERVICE_LABEL = "serving.knative.dev/service"
-REVISION_LABEL = "serving.knative.dev/revision"
-GENERATION_LABEL = "serving.knative.dev/configurationGeneration"
-IN_FLIGHT_ANNOTATION = "wisp.dev/in-flight"
-
 
 # -- small accessors ---------------------------------------------------------------------------------------
 
@@ -272,7 +267,7 @@ COLUMNS: dict[str, Columns] = {
         ("SERVICE", _field("metadata", "labels", SERVICE_LABEL)),
         ("TRAFFIC", _traffic),
         ("TAGS", _tags),
-        ("GENERATION", _field("metadata", "labels", GENERATION_LABEL)),
+        ("GENERATION", _field("metadata", "labels", CONFIGURATION_GENERATION_LABEL)),
         ("AGE", _age),
         ("CONDITIONS", _conds),
         ("READY", _ready),
@@ -428,7 +423,7 @@ def revision_traffic(services: Iterable[Resource]) -> dict[tuple[str, str], tupl
 
 
 def _revision_sort_key(revision: Resource) -> tuple[str, str, int]:
-    generation = text(dig(revision, "metadata", "labels", GENERATION_LABEL))
+    generation = text(dig(revision, "metadata", "labels", CONFIGURATION_GENERATION_LABEL))
     # kn lists a service's newest revision first.
     return (
         namespace_of(revision),

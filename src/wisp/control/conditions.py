@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
+
+from wisp.api.timestamps import rfc3339
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -29,10 +30,6 @@ class Condition:
         return Condition(type_, "Unknown", reason, message)
 
 
-def timestamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def render(conditions: list[Condition], previous: list[dict[str, Any]] | None, now: float) -> list[dict[str, Any]]:
     """Conditions as status JSON; a condition keeps its lastTransitionTime while its status holds."""
     before = {c.get("type"): c for c in previous or []}
@@ -41,7 +38,7 @@ def render(conditions: list[Condition], previous: list[dict[str, Any]] | None, n
         old = before.get(cond.type)
         since = old.get("lastTransitionTime") if old and old.get("status") == cond.status else None
         item: dict[str, Any] = {"type": cond.type, "status": cond.status,
-                                "lastTransitionTime": since or timestamp(now)}
+                                "lastTransitionTime": since or rfc3339(now)}
         if cond.reason:
             item["reason"] = cond.reason
         if cond.message:

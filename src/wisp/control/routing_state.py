@@ -11,17 +11,15 @@ min-scale): the autoscaler takes it to zero whatever its min-scale and its funct
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from wisp.api.names import ROUTES_ANNOTATION, ROUTING_STATE_LABEL, ROUTING_STATE_MODIFIED_ANNOTATION
+from wisp.api.timestamps import rfc3339
 from wisp.types import Resource
 
-ROUTING_STATE_LABEL = "serving.knative.dev/routingState"
-ROUTING_STATE_MODIFIED = "serving.knative.dev/routingStateModified"
-ROUTES_ANNOTATION = "serving.knative.dev/routes"
 ACTIVE, PENDING, RESERVE = "active", "pending", "reserve"
 # Written by the reconciler, not part of the template a Revision was made from.
-SERVER_ANNOTATIONS = (ROUTING_STATE_MODIFIED, ROUTES_ANNOTATION)
+SERVER_ANNOTATIONS = (ROUTING_STATE_MODIFIED_ANNOTATION, ROUTES_ANNOTATION)
 
 
 def targets_of(route: Resource, configurations: Mapping[str, Resource]) -> set[str]:
@@ -69,15 +67,11 @@ def state_of(revision: Resource) -> str | None:
     return state if isinstance(state, str) else None
 
 
-def timestamp(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def as_created(revision: Resource, now: float) -> Resource:
     """A Revision the Configuration is about to create: pending, as Knative's configuration reconciler makes it."""
     meta = revision["metadata"]
     meta["labels"] = {**(meta.get("labels") or {}), ROUTING_STATE_LABEL: PENDING}
-    meta["annotations"] = {**(meta.get("annotations") or {}), ROUTING_STATE_MODIFIED: timestamp(now)}
+    meta["annotations"] = {**(meta.get("annotations") or {}), ROUTING_STATE_MODIFIED_ANNOTATION: rfc3339(now)}
     return revision
 
 
@@ -92,8 +86,8 @@ def relabelled(revision: Resource, routes: set[str], now: float) -> Resource | N
     new_annotations = {k: v for k, v in annotations.items() if k != ROUTES_ANNOTATION}
     if routes:
         new_annotations[ROUTES_ANNOTATION] = ",".join(sorted(routes))
-    if state != labels.get(ROUTING_STATE_LABEL) or ROUTING_STATE_MODIFIED not in annotations:
-        new_annotations[ROUTING_STATE_MODIFIED] = timestamp(now)
+    if state != labels.get(ROUTING_STATE_LABEL) or ROUTING_STATE_MODIFIED_ANNOTATION not in annotations:
+        new_annotations[ROUTING_STATE_MODIFIED_ANNOTATION] = rfc3339(now)
     if new_labels == labels and new_annotations == annotations:
         return None
     return {**revision, "metadata": {**meta, "labels": new_labels, "annotations": new_annotations}}

@@ -11,6 +11,7 @@ from typing import Any
 from wisp.api import kinds as k
 from wisp.api.autoscaling import AutoscalerConfig, parse_config_autoscaler, resolve_scaling
 from wisp.api.kinds import Kind
+from wisp.api.names import CONFIGURATION_LABEL, QUEUE_DEPTH_ANNOTATION, SERVICE_LABEL, VISIBILITY_LABEL
 from wisp.control import routing_state as rs
 from wisp.control import serving_builders as b
 from wisp.control.admission import CONFIG_AUTOSCALER, SYSTEM_NAMESPACE
@@ -29,7 +30,6 @@ from wisp.types import Clock, Resource
 log = logging.getLogger("wisp.control")
 
 ALIYUN_DOMAIN = "fc.revision.serving.knative.aliyun.com/domain"
-QUEUE_DEPTH = "wisp.dev/queue-depth"
 DEFAULT_QUEUE_DEPTH = 10_000
 _BY_NAME = {kind.kind: kind for kind in (k.SERVICE, k.CONFIGURATION, k.REVISION, k.ROUTE)}
 
@@ -49,7 +49,7 @@ def revision_settings(revision: Resource, config: AutoscalerConfig, reachable: b
     concurrency = int(spec.get("containerConcurrency", 0) or 0)
     return RevisionSettings(
         container_concurrency=concurrency,
-        queue_depth=int(annotations.get(QUEUE_DEPTH, DEFAULT_QUEUE_DEPTH)),
+        queue_depth=int(annotations.get(QUEUE_DEPTH_ANNOTATION, DEFAULT_QUEUE_DEPTH)),
         timeouts=Timeouts(total=timeout, response_start=float(start) if start else None,
                           idle=float(idle) if idle else None),
         scaling=resolve_scaling(annotations, concurrency, config),
@@ -159,7 +159,7 @@ class ServingReconciler:
             mapping: Resource = {
                 "apiVersion": "serving.knative.dev/v1beta1", "kind": "DomainMapping",
                 "metadata": {"name": domain, "namespace": namespace, "ownerReferences": [b.owner_reference(service)],
-                             "labels": {b.SERVICE_LABEL: name}},
+                             "labels": {SERVICE_LABEL: name}},
                 "spec": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": name,
                                  "namespace": namespace}},
             }
@@ -187,7 +187,7 @@ class ServingReconciler:
                              [Condition.false("Ready", "RevisionNameTaken", message)])
             return
         revisions = [r for r in self.store.list(k.REVISION, namespace)
-                     if r["metadata"].get("labels", {}).get(b.CONFIGURATION_LABEL) == meta["name"]]
+                     if r["metadata"].get("labels", {}).get(CONFIGURATION_LABEL) == meta["name"]]
         latest = self.store.get(k.REVISION, namespace, name)
         status, conditions = b.configuration_status(configuration, latest, revisions)
         self._put_status(k.CONFIGURATION, configuration, status, conditions)
@@ -247,7 +247,7 @@ class ServingReconciler:
         revisions = {r["metadata"]["name"]: r for r in self.store.list(k.REVISION, namespace)}
         targets, assigned = b.resolve_traffic(route, configurations, revisions)
         status: dict[str, Any] = {"observedGeneration": meta["generation"]}
-        local = meta.get("labels", {}).get(b.VISIBILITY_LABEL) == "cluster-local"
+        local = meta.get("labels", {}).get(VISIBILITY_LABEL) == "cluster-local"
         owner = ("Route", namespace, name)
         if assigned.status == "True":
             self.routing.set_hosts(owner, self._hosts(route, targets, local))

@@ -9,16 +9,18 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from wisp.api.names import (
+    CONFIGURATION_GENERATION_LABEL,
+    CONFIGURATION_LABEL,
+    CONFIGURATION_UID_LABEL,
+    MANIFEST_DIR_ANNOTATION,
+    SERVICE_LABEL,
+    VISIBILITY_LABEL,
+)
 from wisp.control.conditions import Condition, get_condition, is_ready, summarize
 from wisp.control.routing_state import SERVER_ANNOTATIONS
 from wisp.types import Resource
 
-SERVICE_LABEL = "serving.knative.dev/service"
-CONFIGURATION_LABEL = "serving.knative.dev/configuration"
-CONFIGURATION_GENERATION_LABEL = "serving.knative.dev/configurationGeneration"
-ROUTE_LABEL = "serving.knative.dev/route"
-VISIBILITY_LABEL = "networking.knative.dev/visibility"
-MANIFEST_DIR = "wisp.dev/manifest-dir"
 # kubectl's copy of the applied manifest; Knative does not propagate it to children.
 _NOT_PROPAGATED = ("kubectl.kubernetes.io/last-applied-configuration",)
 
@@ -101,13 +103,13 @@ def revision_for(configuration: Resource) -> Resource:
         **template_meta.get("labels", {}),
         CONFIGURATION_LABEL: meta["name"],
         CONFIGURATION_GENERATION_LABEL: str(meta["generation"]),
-        "serving.knative.dev/configurationUID": meta["uid"],
+        CONFIGURATION_UID_LABEL: meta["uid"],
     }
     if SERVICE_LABEL in meta.get("labels", {}):
         labels[SERVICE_LABEL] = meta["labels"][SERVICE_LABEL]
     annotations = dict(template_meta.get("annotations", {}))
-    if MANIFEST_DIR in meta.get("annotations", {}):
-        annotations[MANIFEST_DIR] = meta["annotations"][MANIFEST_DIR]
+    if MANIFEST_DIR_ANNOTATION in meta.get("annotations", {}):
+        annotations[MANIFEST_DIR_ANNOTATION] = meta["annotations"][MANIFEST_DIR_ANNOTATION]
     revision: Resource = {
         "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
         "metadata": {

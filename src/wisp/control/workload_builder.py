@@ -9,13 +9,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from wisp.api.names import (
+    CONFIGURATION_LABEL,
+    FUNCTION_TARGET_ANNOTATION,
+    MANIFEST_DIR_ANNOTATION,
+    SERVICE_LABEL,
+    WORKLOAD_CLASS_ANNOTATION,
+)
 from wisp.control.env_expansion import expand
-from wisp.control.serving_builders import CONFIGURATION_LABEL, MANIFEST_DIR, SERVICE_LABEL
 from wisp.serving.workloads.types import Probe, WorkloadSpec
 from wisp.types import Resource
 
-WORKLOAD_CLASS = "wisp.dev/workload-class"
-FUNCTION_TARGET = "wisp.dev/function-target"
 # The daemon's environment that instances inherit; everything else they get is declared in the manifest.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "VIRTUAL_ENV", "SYSTEMROOT", "PYTHONPATH")
 
@@ -27,7 +31,7 @@ class SpecError(Exception):
 
 
 def workload_class(revision: Resource) -> str:
-    value = revision["metadata"].get("annotations", {}).get(WORKLOAD_CLASS, "container")
+    value = revision["metadata"].get("annotations", {}).get(WORKLOAD_CLASS_ANNOTATION, "container")
     return "function" if value == "function" else "container"
 
 
@@ -138,7 +142,7 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
     klass = workload_class(revision)
     directory: Path | None = None
     if _is_local(image):
-        base = Path(annotations.get(MANIFEST_DIR, "."))
+        base = Path(annotations.get(MANIFEST_DIR_ANNOTATION, "."))
         directory = (base / image).resolve()
         if not directory.is_dir():
             raise SpecError(f"spec.containers[0].image: {image} is not a directory (looked in {directory})")
@@ -148,7 +152,7 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
     if klass == "container" and directory is not None and not container.get("command"):
         raise SpecError("spec.containers[0].command: required when the image is a local directory "
                         "(there is no image entrypoint to run)")
-    target = env.get("FUNCTION_TARGET") or annotations.get(FUNCTION_TARGET) or "main:handle"
+    target = env.get("FUNCTION_TARGET") or annotations.get(FUNCTION_TARGET_ANNOTATION) or "main:handle"
     probe_spec = container.get("readinessProbe", {}) or {}
     http_get = probe_spec.get("httpGet")
     probe = Probe(http_path=str(http_get.get("path", "/"))) if http_get else Probe()

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from wisp.api.names import BROKER_CLASS_ANNOTATION
 from wisp.eventing.broker_log import BrokerLog
 from wisp.eventing.cloudevents import (
     CloudEvent,
@@ -268,7 +269,7 @@ def broker_ingress_app(
 def broker_class(broker: Mapping[str, Any]) -> str:
     """`eventing.knative.dev/broker.class` of a Broker resource ("MTChannelBasedBroker" when unset)."""
     annotations = (broker.get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get("eventing.knative.dev/broker.class") or "MTChannelBasedBroker")
+    return str(annotations.get(BROKER_CLASS_ANNOTATION) or "MTChannelBasedBroker")
 
 
 def is_kafka_broker(broker: Mapping[str, Any]) -> bool:

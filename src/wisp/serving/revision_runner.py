@@ -9,9 +9,9 @@ import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
+from wisp.api.timestamps import rfc3339
 from wisp.http.pool import UpstreamPool
 from wisp.net import free_port
 from wisp.serving.instance_limit import InstanceBudget
@@ -364,7 +364,7 @@ class RevisionRunner:
         """A failure no instance log holds goes to the daemon's log and to the revision's own log file,
         which `wisp logs` shows beside its instances' (prefixed with the revision's name)."""
         log.warning("revision %s/%s failed to start: %s", *self.key, message)
-        stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = rfc3339(self.clock())
         path = self.log_dir / f"{self.key[1]}.log"
         with contextlib.suppress(OSError):
             if path.stat().st_size > self.log_limits.max_bytes:  # a crash loop must not fill the disk either

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from wisp.api import kinds as k
+from wisp.api.names import IN_FLIGHT_ANNOTATION, REVISION_LABEL, SERVICE_LABEL
+from wisp.api.timestamps import rfc3339
 from wisp.serving.dataplane import DataPlane
 from wisp.store import Store
 from wisp.types import Resource
-
-
-def _ts(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pods(dataplane: DataPlane, namespace: str | None) -> list[Resource]:
@@ -27,9 +24,9 @@ def pods(dataplane: DataPlane, namespace: str | None) -> list[Resource]:
             out.append({
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {
-                    "name": pod.name, "namespace": ns, "creationTimestamp": _ts(pod.created),
-                    "labels": {"serving.knative.dev/revision": revision, "serving.knative.dev/service": service},
-                    "annotations": {"wisp.dev/in-flight": str(pod.slot.in_flight)},
+                    "name": pod.name, "namespace": ns, "creationTimestamp": rfc3339(pod.created),
+                    "labels": {REVISION_LABEL: revision, SERVICE_LABEL: service},
+                    "annotations": {IN_FLIGHT_ANNOTATION: str(pod.slot.in_flight)},
                 },
                 "status": {
                     "phase": pod.phase,
@@ -72,7 +69,7 @@ def autoscalers(dataplane: DataPlane, namespace: str | None) -> list[Resource]:
 def service_log_paths(log_root: Path, store: Store, namespace: str, service: str) -> list[Path]:
     """The log files of every instance, past and present, of a Service's revisions (oldest first)."""
     revisions = [r["metadata"]["name"] for r in store.list(k.REVISION, namespace)
-                 if r["metadata"].get("labels", {}).get("serving.knative.dev/service") == service]
+                 if r["metadata"].get("labels", {}).get(SERVICE_LABEL) == service]
     paths: list[Path] = []
     for revision in revisions:
         paths.extend((log_root / namespace / revision).glob("*.log"))

@@ -20,11 +20,11 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from wisp.api.kinds import ALL_KINDS, Kind
+from wisp.api.timestamps import rfc3339
 from wisp.store.errors import StoreCorrupt, corrupt_message, translate
 from wisp.store.state_dir import private_dir, private_file
 from wisp.types import Clock, Resource
@@ -239,7 +239,7 @@ class Store:
             if row is None:
                 return
             db.execute("INSERT INTO set_aside (kind, namespace, name, body, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
-                       (kind_key, namespace, name, row[0], reason, _timestamp(self._clock())))
+                       (kind_key, namespace, name, row[0], reason, rfc3339(self._clock())))
             db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", (kind_key, namespace, name))
 
     # -- writes ----------------------------------------------------------------------------------
@@ -369,7 +369,7 @@ class Store:
             meta.update(
                 uid=str(uuid.uuid4()),
                 generation=1,
-                creationTimestamp=_timestamp(self._clock()),
+                creationTimestamp=rfc3339(self._clock()),
                 resourceVersion=str(self._next_version()),
             )
             self._write(kind, resource)
@@ -440,7 +440,3 @@ def _damage(kind_key: str, namespace: str, name: str, body: str, checksum: str |
     if not isinstance(meta, dict) or meta.get("name") != name or (meta.get("namespace") or "") != namespace:
         return "its stored body is not the object its key names"
     return None
-
-
-def _timestamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
