@@ -1,7 +1,8 @@
 """kill -9 of a real `wisp up` while events are in flight, then a restart on the same state dir.
 
-At-least-once is the contract (DESIGN §6): every record / every event the broker answered 202 for arrives
-after the restart; duplicates are allowed, counted and printed. Function instances must die with the daemon.
+At-least-once is the contract (architecture.md: eventing semantics): every record / every event the broker
+answered 202 for arrives after the restart; duplicates are allowed, counted and printed. Function instances
+must die with the daemon.
 """
 
 from __future__ import annotations

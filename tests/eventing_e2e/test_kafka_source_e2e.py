@@ -17,7 +17,7 @@ from .helpers import RECORDING_FUNCTION, WISP, new_topic, produce, read_lines, u
 
 pytestmark = pytest.mark.timeout(120)
 
-# The distributed-tracing extension may ride along (DESIGN §7); nothing else may be added.
+# The distributed-tracing extension may ride along (architecture.md: tracing); nothing else may be added.
 TRACING = {"traceparent", "tracestate"}
 
 

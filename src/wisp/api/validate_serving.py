@@ -45,7 +45,7 @@ RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091})
 RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
 WORKLOAD_CLASSES = frozenset({"function", "container"})
 MAX_QUEUE_DEPTH = 1_000_000
-# The seed platform's custom domain, which wisp turns into a DomainMapping (DESIGN §3).
+# The seed platform's custom domain, which wisp turns into a DomainMapping (serving.md: domains).
 ALIYUN_DOMAIN_ANNOTATION = "fc.revision.serving.knative.aliyun.com/domain"
 
 # Kubernetes' rule since 1.30 (RelaxedEnvironmentVariableValidation): any printable ASCII but '='.

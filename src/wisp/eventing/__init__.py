@@ -1,1 +1,4 @@
-"""Eventing: the CloudEvents codec, Knative delivery semantics, and event sources (DESIGN §6)."""
+"""Eventing: the CloudEvents codec, Knative delivery semantics, and event sources.
+
+The semantics are in architecture.md: eventing semantics.
+"""

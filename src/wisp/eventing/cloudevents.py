@@ -1,7 +1,7 @@
 """CloudEvents over HTTP: parse binary, structured and batched requests; encode binary or structured.
 
-Events are `cloudevents.v1.http.CloudEvent` (the 1.x API kept in cloudevents 2.x, DESIGN §10), so the
-function runtime and the dispatchers here speak the same type. Parsing is our own rather than `from_http`
+Events are `cloudevents.v1.http.CloudEvent` (the 1.x API kept in cloudevents 2.x; architecture.md: machine
+facts), so the function runtime and the dispatchers here speak the same type. Parsing is our own rather than `from_http`
 because we must name every missing required attribute (callers answer 400 with them) and must not invent
 an `id` or `time` the sender never sent.
 """

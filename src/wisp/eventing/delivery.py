@@ -169,7 +169,7 @@ class DeliverySpec:
         return replace(spec, **changes)
 
 
-# Knative's KafkaSource default when `spec.delivery` is absent (DESIGN §6).
+# Knative's KafkaSource default when `spec.delivery` is absent (architecture.md: eventing semantics).
 KAFKA_SOURCE_DEFAULT_DELIVERY = DeliverySpec(retry=10, backoff_policy="exponential", backoff_delay=0.3, timeout=600.0)
 
 _ANNOTATION_TIMEOUT = "k8s.aliyun.com/req-timeout"

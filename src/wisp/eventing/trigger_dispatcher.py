@@ -367,7 +367,7 @@ class KafkaTriggerDispatcher(_Dispatcher):
         await self._consumer.stop()
 
     async def _revoked(self, revoked: Any) -> None:
-        # Commit what settled before another member takes these partitions over (DESIGN §10).
+        # Commit what settled before another member takes these partitions over (architecture.md: machine facts).
         for tp in revoked:
             tracker = self._trackers.pop(tp, None)
             if tracker is not None and tracker.committable is not None:

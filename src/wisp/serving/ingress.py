@@ -118,7 +118,8 @@ class _Head:
 
 def _parse_head(scope: Scope) -> _Head:
     """One pass over the client's headers: the Host, and the request head for the instance with the
-    hop-by-hop headers dropped and X-Forwarded-For / X-Forwarded-Proto / Forwarded set (DESIGN §4).
+    hop-by-hop headers dropped and X-Forwarded-For / X-Forwarded-Proto / Forwarded set (architecture.md:
+    runtime contract).
     ASGI servers give header names in lower case, so no lower() per header."""
     target = scope.get("raw_path") or scope["path"].encode()
     query = scope.get("query_string")

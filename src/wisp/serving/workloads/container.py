@@ -1,5 +1,5 @@
 """Container-class runtimes: a local directory runs command/args as a process group; an OCI image runs
-through podman or docker when one works here (DESIGN §4, §10)."""
+through podman or docker when one works here (architecture.md: runtime contract, machine facts)."""
 
 from __future__ import annotations
 

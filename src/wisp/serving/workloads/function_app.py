@@ -1,4 +1,7 @@
-"""ASGI applications that serve a user's function with the `http` or `cloudevent` signature (DESIGN §4)."""
+"""ASGI applications that serve a user's function with the `http` or `cloudevent` signature.
+
+The signatures are in architecture.md: runtime contract.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Which of the closed set of function signatures (DESIGN §4) a target has, and loading the target."""
+"""Which of the closed set of function signatures a target has, and loading the target.
+
+The signatures are in architecture.md: runtime contract.
+"""
 
 from __future__ import annotations
 

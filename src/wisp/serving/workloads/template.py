@@ -1,4 +1,4 @@
-"""The per-revision template process of a function (DESIGN §4, §10).
+"""The per-revision template process of a function (architecture.md: runtime contract, machine facts).
 
 Run as `python -m wisp.serving.workloads.template --target main:handle --drain 300` with cwd = the code
 directory. It imports the user's function and the serving stack once, then waits for fork orders on stdin

@@ -1,4 +1,4 @@
-"""The contract between the serving stack and the workload runtimes (DESIGN §4)."""
+"""The contract between the serving stack and the workload runtimes (architecture.md: runtime contract)."""
 
 from __future__ import annotations
 
