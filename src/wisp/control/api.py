@@ -160,21 +160,30 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
         return JSONResponse({"apiVersion": "v1", "kind": "List", "items": items,
                              "metadata": {"resourceVersion": ""}})
 
-    async def _create(request: Request, kind: Kind, namespace: str | None) -> Response:
-        if kind.virtual or (kind.namespaced and namespace is None):
-            raise method_not_allowed()  # computed kinds, and the all-namespaces collection, take no objects
+    async def _admitted_body(request: Request, kind: Kind, namespace: str | None,
+                             name: str | None) -> Resource | Response:
+        """The request's object, matched against its path, defaulted and validated; or the refusal."""
         body = await _json(request)
         if isinstance(body, Response):
             return body
         if not isinstance(body, dict):
             return status_response(400, "BadRequest", "body must be an object")
-        body = match_path(kind, request.path_params["version"], body, namespace, None)
+        body = match_path(kind, request.path_params["version"], body, namespace, name)
         try:
             [(admitted_kind, resource)] = admit([body], store)
-            assert admitted_kind is kind, "match_path let through another kind"
-            created = store.create(kind, resource)
         except ManifestError as exc:
             return _manifest_error(exc, [body])
+        assert admitted_kind is kind, "match_path let through another kind"
+        return resource
+
+    async def _create(request: Request, kind: Kind, namespace: str | None) -> Response:
+        if kind.virtual or (kind.namespaced and namespace is None):
+            raise method_not_allowed()  # computed kinds, and the all-namespaces collection, take no objects
+        resource = await _admitted_body(request, kind, namespace, None)
+        if isinstance(resource, Response):
+            return resource
+        try:
+            created = store.create(kind, resource)
         except Conflict as exc:
             return status_response(409, "AlreadyExists", str(exc))
         return JSONResponse(redact(kind, created), status_code=201)
@@ -208,18 +217,11 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
             except NotFound as exc:
                 return status_response(404, "NotFound", str(exc))
             return JSONResponse(redact(kind, deleted))
-        body = await _json(request)  # PUT: replace
-        if isinstance(body, Response):
-            return body
-        if not isinstance(body, dict):
-            return status_response(400, "BadRequest", "body must be an object")
-        body = match_path(kind, request.path_params["version"], body, path_namespace, name)
+        incoming = await _admitted_body(request, kind, path_namespace, name)  # PUT: replace
+        if isinstance(incoming, Response):
+            return incoming
         try:
-            [(admitted_kind, resource)] = admit([body], store)
-            assert admitted_kind is kind, "match_path let through another kind"
-            replaced = store.replace(kind, resource)
-        except ManifestError as exc:
-            return _manifest_error(exc, [body])
+            replaced = store.replace(kind, incoming)
         except NotFound as exc:
             return status_response(404, "NotFound", str(exc))
         except Conflict as exc:
