@@ -32,13 +32,16 @@ from wisp.api.names import SERVICE_LABEL
 from wisp.control.admission import apply_manifests, warnings_for
 from wisp.control.api import VirtualKinds, build_api
 from wisp.control.conditions import get_condition
-from wisp.control.controller import Controller
-from wisp.control.eventing import EventingReconciler
+from wisp.control.controller import Controller, Enqueue
+from wisp.control.eventing.assembly import Eventing
 from wisp.control.kafka_cluster import KafkaCluster
 from wisp.control.serving import ServingReconciler
 from wisp.control.serving_builders import Network
 from wisp.control.sinks import BROKER_INGRESS_HOST, SinkResolver
 from wisp.control.stored_check import check_stored
+from wisp.eventing.broker import Brokers, broker_ingress_app
+from wisp.eventing.broker_log import BrokerLog
+from wisp.eventing.delivery import Deliverer
 from wisp.head_limits import LimitedHttpToolsProtocol
 from wisp.observability.hub import Observability
 from wisp.observability.metrics import RevisionState, SourceState
@@ -147,7 +150,7 @@ class Daemon:
         self._ingress_sock: socket.socket | None = None
         self._api_sock: socket.socket | None = None
         self.controller: Controller | None = None
-        self.eventing: EventingReconciler | None = None
+        self.eventing: Eventing | None = None
         self.kafka: KafkaCluster | None = None
         self.obs: Observability | None = None
         self._token: str | None = None
@@ -173,13 +176,22 @@ class Daemon:
         await self.obs.start()
         await self.dataplane.start()
         self.kafka = KafkaCluster(opts.kafka, opts.state_dir / "kafka.log")
-        self.eventing = EventingReconciler(self.store, SinkResolver(self.store, network), self.kafka,
-                                           opts.state_dir, self.clock, tracer=self.obs.tracer)
+        # Built in dependency order, each collaborator passed to the constructor of what uses it: the broker
+        # registry → the ingress (serving it) → the delivery client (entering that ingress in-process: same
+        # routing and throttling, no loopback hop) → the eventing reconcilers → the controller, which binds
+        # `enqueue` (the reconcilers' way to ask it for a reconcile) to itself.
+        brokers = Brokers()
+        ingress_app = Ingress(self.routing, self.dataplane, opts.body_limit,
+                              {BROKER_INGRESS_HOST: broker_ingress_app(brokers, max_body_bytes=opts.body_limit)},
+                              observer=self.obs.metrics, tracer=self.obs.tracer)
+        enqueue = Enqueue()
+        self.eventing = Eventing(self.store, SinkResolver(self.store, network), self.kafka,
+                                 Deliverer(local=LocalClient(ingress_app, network.port)), brokers,
+                                 BrokerLog(opts.state_dir / "broker.db"), enqueue, self.clock, tracer=self.obs.tracer)
         await self.eventing.start()
         serving = ServingReconciler(self.store, self.dataplane, self.routing, network, self.clock,
                                     extra_env=self._instance_env)
-        self.controller = Controller(self.store, [serving, self.eventing])
-        self.eventing.enqueue = self.controller.enqueue
+        self.controller = Controller(self.store, [serving, *self.eventing.reconcilers], enqueue)
         await self.controller.start()
         virtual = VirtualKinds(
             list_pods=lambda ns: views.pods(self.dataplane, ns),
@@ -189,11 +201,6 @@ class Daemon:
         self._token = token
         api = _Server(build_api(self.store, virtual, token, self.obs.routes(), ingest_token=self._ingest_token),
                       self._api_sock, 5)
-        brokers = self.eventing.ingress_app(opts.body_limit)
-        ingress_app = Ingress(self.routing, self.dataplane, opts.body_limit, {BROKER_INGRESS_HOST: brokers},
-                              observer=self.obs.metrics, tracer=self.obs.tracer)
-        # Event dispatchers enter the ingress in-process: same routing and throttling, no loopback hop.
-        self.eventing.deliverer.local = LocalClient(ingress_app, network.port)
         ingress = _Server(ingress_app, self._ingress_sock, 30)
         for server in (api, ingress):
             await server.start()

@@ -35,8 +35,25 @@ class Reconciler(Protocol):
         ...
 
 
+class Enqueue:
+    """Asks the controller to reconcile a key. Made before the controller, so what the controller runs (the
+    reconcilers and the dispatchers they start) gets it at construction; the controller binds itself to it.
+    Before that a request is dropped: the controller reconciles every stored object when it starts."""
+
+    def __init__(self) -> None:
+        self._target: Callable[[Kind, str, str], None] | None = None
+
+    def bind(self, target: Callable[[Kind, str, str], None]) -> None:
+        self._target = target
+
+    def __call__(self, kind: Kind, namespace: str, name: str) -> None:
+        if self._target is not None:
+            self._target(kind, namespace, name)
+
+
 class Controller:
-    def __init__(self, store: Store, reconcilers: list[Reconciler]) -> None:
+    def __init__(self, store: Store, reconcilers: list[Reconciler], enqueue: Enqueue | None = None) -> None:
+        """`enqueue`, when given, is bound to this controller's queue."""
         self._store = store
         self._reconcilers = reconcilers
         self._by_kind = {kind: r for r in reconcilers for kind in r.kinds}
@@ -46,6 +63,8 @@ class Controller:
         self._watch: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[StoreEvent] | None = None
         self._retry_handles: set[asyncio.TimerHandle] = set()
+        if enqueue is not None:
+            enqueue.bind(self.enqueue)
 
     async def start(self) -> None:
         self._events = self._store.subscribe()

@@ -1,0 +1,68 @@
+"""The eventing reconcilers, one per kind, built over what they share; started before the controller and
+stopped first: dispatchers (in-flight deliveries settle or stay uncommitted), then the producer, the broker
+log and the delivery client they use."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from wisp.control.controller import Enqueue, Reconciler
+from wisp.control.eventing.base import EventingContext, PieceReconciler
+from wisp.control.eventing.broker import BrokerReconciler
+from wisp.control.eventing.kafka_source import KafkaSourceReconciler
+from wisp.control.eventing.ping_source import PingSourceReconciler
+from wisp.control.eventing.producer import SharedProducer
+from wisp.control.eventing.sink_binding import SinkBindingReconciler
+from wisp.control.eventing.trigger import TriggerReconciler
+from wisp.control.kafka_cluster import KafkaCluster
+from wisp.control.sinks import SinkResolver
+from wisp.eventing.broker import Brokers
+from wisp.eventing.broker_log import BrokerLog
+from wisp.eventing.delivery import Deliverer
+from wisp.observability.metrics import SourceState
+from wisp.observability.recorder import SpanRecorder
+from wisp.store import Store
+from wisp.types import Clock, Resource
+
+
+class Eventing:
+    def __init__(self, store: Store, sinks: SinkResolver, kafka: KafkaCluster, deliverer: Deliverer,
+                 brokers: Brokers, broker_log: BrokerLog, enqueue: Enqueue, clock: Clock,
+                 tracer: SpanRecorder | None = None) -> None:
+        """`brokers` is the registry the broker ingress serves from; `enqueue` asks the controller for a
+        reconcile (a KafkaSource's dispatcher reports readiness and progress through it)."""
+        ctx = EventingContext(store, sinks, clock)
+        self._deliverer = deliverer
+        self._broker_log = broker_log
+        self._producer = SharedProducer()
+        self.kafka_source = KafkaSourceReconciler(ctx, kafka, deliverer, enqueue, tracer)
+        self.broker = BrokerReconciler(ctx, kafka, brokers, broker_log, self._producer)
+        self.trigger = TriggerReconciler(ctx, kafka, deliverer, brokers, broker_log)
+        self.ping_source = PingSourceReconciler(ctx, deliverer)
+        self.sink_binding = SinkBindingReconciler(ctx)
+
+    @property
+    def reconcilers(self) -> list[Reconciler]:
+        return [self.kafka_source, self.broker, self.trigger, self.ping_source, self.sink_binding]
+
+    @property
+    def _running(self) -> list[PieceReconciler[Any]]:
+        return [self.kafka_source, self.trigger, self.ping_source]
+
+    async def start(self) -> None:
+        await self._deliverer.start()
+        await self._broker_log.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(r.stop() for r in self._running), return_exceptions=True)
+        await self._producer.stop()
+        await self._broker_log.stop()
+        await self._deliverer.stop()
+
+    def source_states(self) -> list[SourceState]:
+        """Delivery counters of every running source and trigger, for /metrics."""
+        return [state for r in self._running for state in r.source_states()]
+
+    def binding_env(self, namespace: str, subject: Resource) -> dict[str, str]:
+        return self.sink_binding.binding_env(namespace, subject)
