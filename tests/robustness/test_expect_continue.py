@@ -17,7 +17,7 @@ import pytest
 
 from tests.robustness.raw_http import exchange, request
 from tests.serving.harness import running_daemon, service, write_function
-from wisp.http.pool import UpstreamPool, build_request_head
+from wisp.http_client.pool import UpstreamPool, build_request_head
 from wisp.net import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")

@@ -28,7 +28,7 @@ from starlette.types import Message, Scope
 
 from tests.robustness.raw_http import exchange
 from tests.serving.harness import Harness, running_daemon, service, write_function
-from wisp.http.pool import HOP_BY_HOP, UpstreamPool
+from wisp.http_client.pool import HOP_BY_HOP, UpstreamPool
 from wisp.serving.ingress import ROUTE_PREFIX, Ingress, Timeouts
 from wisp.serving.routing import RevisionKey, RouteEntry, RoutingTable, Target
 from wisp.serving.throttler import Slot, Throttler

@@ -32,7 +32,7 @@ from wisp.eventing.cloudevents import (
     parse_event,
 )
 from wisp.eventing.http_post import HttpPoster
-from wisp.http.pool import UpstreamError, UpstreamTimeout
+from wisp.http_client.pool import UpstreamError, UpstreamTimeout
 from wisp.types import Clock
 
 __all__ = [

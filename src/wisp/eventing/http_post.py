@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from wisp.http.pool import UpstreamPool, build_request_head
+from wisp.http_client.pool import UpstreamPool, build_request_head
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from wisp.http.pool import HOP_BY_HOP, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from wisp.http_client.pool import HOP_BY_HOP, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from wisp.observability.recorder import SpanRecorder
 from wisp.observability.traceparent import start_or_continue
 from wisp.serving.routing import RevisionKey, RoutingTable

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wisp.api.timestamps import rfc3339
-from wisp.http.pool import UpstreamPool
+from wisp.http_client.pool import UpstreamPool
 from wisp.net import free_port
 from wisp.serving.instance_limit import InstanceBudget
 from wisp.serving.reasons import public_reason

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wisp.http.pool import UpstreamPool
+from wisp.http_client.pool import UpstreamPool
 
 
 class QueueFull(Exception):
