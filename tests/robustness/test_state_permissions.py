@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving.harness import running_daemon
+from tests.robustness.test_expect_continue import write_container
+from tests.serving.harness import running_daemon, service, write_function
 from wisp.store.state_dir import STATE_FILES
 
 SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}, "stringData": {"token": "s3cr3t"}}
@@ -83,3 +84,18 @@ async def test_a_private_existing_dir_does_not_warn(tmp_path: Path, caplog: pyte
         async with running_daemon(state):
             pass
     assert _warnings(caplog) == []
+
+
+async def test_instance_logs_are_private(tmp_path: Path) -> None:
+    # What an app prints may hold its secrets; the logs dir is 0700 and each log 0600, whatever the umask.
+    code = write_function(tmp_path / "fn", "def handle(request):\n    print('hello', flush=True)\n    return 'ok'\n")
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(service("fn", code), service("box", write_container(tmp_path / "box"), function=False,
+                                             container={"command": ["python", "server.py"]}))
+        for name in ("fn", "box"):
+            await h.ready(name)
+            assert (await h.request(f"{name}.default.localhost", method="POST", content=b"x")).status_code == 200
+        logs = [p for p in (tmp_path / "state" / "logs").rglob("*") if p.is_file()]
+        assert {p.parent.parent.name for p in logs} >= {"default"}, logs
+        assert len({p.parent.name for p in logs}) == 2, logs  # both revisions wrote
+        assert {p.name: _mode(p) for p in logs} == {p.name: 0o600 for p in logs}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import string
 from collections.abc import Callable
@@ -369,7 +370,8 @@ class RevisionRunner:
         with contextlib.suppress(OSError):
             if path.stat().st_size > self.log_limits.max_bytes:  # a crash loop must not fill the disk either
                 rotate(path)
-        with contextlib.suppress(OSError), path.open("a") as f:
+        with contextlib.suppress(OSError), os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                                                     "a") as f:
             f.write(f"{stamp} wisp: revision {self.key[1]} failed to start: {message}\n")
 
     def _refuse(self, message: str, limit: bool = False) -> None:

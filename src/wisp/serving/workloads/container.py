@@ -75,7 +75,8 @@ async def _start_process(argv: list[str], name: str, port: int, log_path: Path, 
     env = dict(spec.env)
     env.setdefault("PATH", os.environ.get("PATH", os.defpath))
     env["PORT"] = str(port)
-    with log_path.open("ab") as log:
+    # Instance output may hold what the app prints of its secrets: readable by its owner only.
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *_orphan_guarded(argv, cwd, env), cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log,
