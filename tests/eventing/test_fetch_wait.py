@@ -9,18 +9,18 @@ import pytest
 from wisp.eventing.fetch_wait import AdaptiveFetchWait, set_fetch_wait
 
 
-def test_short_while_records_flow() -> None:
-    wait = AdaptiveFetchWait(short=0.01, long=0.5, fraction=0.05, since=100.0)
-    for t in (100.0, 100.05, 100.1, 100.15):
+def test_short_while_records_flow_and_through_short_pauses() -> None:
+    wait = AdaptiveFetchWait(short=0.01, long=0.5, fraction=0.05, hold=2.0, since=100.0)
+    for t in (100.0, 100.05, 101.5, 103.4):
         wait.records(t)
         assert wait.wait(t) == 0.01
-        assert wait.wait(t + 0.1) == 0.01  # 5 % of 0.1 s is under the short wait
+        assert wait.wait(t + 1.9) == 0.01  # a pause of under `hold` seconds changes nothing
 
 
-@pytest.mark.parametrize(("idle", "expected"), [(0.0, 0.01), (0.2, 0.01), (1.0, 0.05), (4.0, 0.2), (10.0, 0.5),
-                                                (3600.0, 0.5)])
-def test_grows_with_idle_time_up_to_the_cap(idle: float, expected: float) -> None:
-    wait = AdaptiveFetchWait(short=0.01, long=0.5, fraction=0.05, since=0.0)
+@pytest.mark.parametrize(("idle", "expected"), [(0.0, 0.01), (1.0, 0.01), (2.0, 0.01), (2.2, 0.01), (3.0, 0.05),
+                                                (6.0, 0.2), (12.0, 0.5), (3600.0, 0.5)])
+def test_grows_with_idle_time_beyond_the_hold_up_to_the_cap(idle: float, expected: float) -> None:
+    wait = AdaptiveFetchWait(short=0.01, long=0.5, fraction=0.05, hold=2.0, since=0.0)
     assert wait.wait(idle) == pytest.approx(expected)
 
 
