@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -19,22 +19,6 @@ from wisp.eventing.local_kafka import ensure_topics, free_port
 from .sink import Received, Reply, Sink
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-async def deliverer() -> AsyncIterator[Deliverer]:
-    d = Deliverer()
-    await d.start()
-    yield d
-    await d.stop()
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = Sink()
-    await s.start()
-    yield s
-    await s.stop()
 
 
 async def new_topic(bootstrap: str, partitions: int = 1) -> str:

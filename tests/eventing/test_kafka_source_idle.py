@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,22 +18,6 @@ from .sink import Sink
 from .test_kafka_source import committed_offsets, new_topic, produce, resolver, spec_for
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-async def deliverer() -> AsyncIterator[Deliverer]:
-    d = Deliverer()
-    await d.start()
-    yield d
-    await d.stop()
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = Sink()
-    await s.start()
-    yield s
-    await s.stop()
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
