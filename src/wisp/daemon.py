@@ -55,6 +55,7 @@ from wisp.serving.workloads import make_runtime
 from wisp.serving.workloads.log_rotation import LogLimits
 from wisp.serving.workloads.logs import MAX_TAIL_BYTES, follow, tail_async
 from wisp.store import Store, StoreError
+from wisp.store.state_dir import BROKER_DB, KAFKA_LOG, LOGS_DIR, STORE_DB
 from wisp.store.state_dir import prepare as prepare_state_dir
 from wisp.types import Clock, Resource
 
@@ -141,10 +142,10 @@ class Daemon:
         self.options = options
         self.clock = clock
         state = options.state_dir
-        self.store = Store(state / "store.db", clock)
+        self.store = Store(state / STORE_DB, clock)
         self.routing = RoutingTable()
         machine = this_machine() if options.max_instances is None else configured_limit(options.max_instances)
-        self.dataplane = DataPlane(make_runtime, state / "logs", clock, self._revision_changed,
+        self.dataplane = DataPlane(make_runtime, state / LOGS_DIR, clock, self._revision_changed,
                                    tick_interval=options.tick_interval, budget=InstanceBudget(machine),
                                    log_limits=LogLimits(options.log_max_bytes))
         self._ingress_sock: socket.socket | None = None
@@ -175,7 +176,7 @@ class Daemon:
                                  revisions=self._revision_states, sources=self._source_states)
         await self.obs.start()
         await self.dataplane.start()
-        self.kafka = KafkaCluster(opts.kafka, opts.state_dir / "kafka.log")
+        self.kafka = KafkaCluster(opts.kafka, opts.state_dir / KAFKA_LOG)
         # Built in dependency order, each collaborator passed to the constructor of what uses it: the broker
         # registry → the ingress (serving it) → the delivery client (entering that ingress in-process: same
         # routing and throttling, no loopback hop) → the eventing reconcilers → the controller, which binds
@@ -187,7 +188,7 @@ class Daemon:
         enqueue = Enqueue()
         self.eventing = Eventing(self.store, SinkResolver(self.store, network), self.kafka,
                                  Deliverer(local=LocalClient(ingress_app, network.port)), brokers,
-                                 BrokerLog(opts.state_dir / "broker.db"), enqueue, self.clock, tracer=self.obs.tracer)
+                                 BrokerLog(opts.state_dir / BROKER_DB), enqueue, self.clock, tracer=self.obs.tracer)
         await self.eventing.start()
         serving = ServingReconciler(self.store, self.dataplane, self.routing, network, self.clock,
                                     extra_env=self._instance_env)
@@ -212,7 +213,7 @@ class Daemon:
         prepare_state_dir(self.options.state_dir)
         try:
             self.store.open()
-            reports = check_stored(self.store, str(self.options.state_dir / "store.db"))
+            reports = check_stored(self.store, str(self.options.state_dir / STORE_DB))
         except StoreError as exc:  # damaged, locked by another wisp, unwritable, or a full disk
             for sock in (self._ingress_sock, self._api_sock):
                 if sock is not None:
@@ -318,7 +319,7 @@ class Daemon:
         """The last `lines` of each instance's log (files read in worker threads, at most MAX_TAIL_BYTES for
         the whole answer, newest logs first), then, when following, new lines as they come. Yields blocks of
         lines joined by newlines: one write per block, not per line."""
-        paths = views.service_log_paths(self.options.state_dir / "logs", self.store, namespace, service)
+        paths = views.service_log_paths(self.options.state_dir / LOGS_DIR, self.store, namespace, service)
         tails: list[tuple[Path, list[str]]] = []
         budget = MAX_TAIL_BYTES
         for path in reversed(paths):
@@ -341,7 +342,7 @@ class Daemon:
         watched: dict[Path, asyncio.Task[None]] = {}
         try:
             while True:
-                for path in views.service_log_paths(self.options.state_dir / "logs", self.store, namespace, service):
+                for path in views.service_log_paths(self.options.state_dir / LOGS_DIR, self.store, namespace, service):
                     if path not in watched:
                         watched[path] = asyncio.create_task(pump(path))
                 with contextlib.suppress(TimeoutError):

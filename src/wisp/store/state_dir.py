@@ -18,9 +18,10 @@ log = logging.getLogger("wisp")
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
-# What the daemon keeps in its state dir.
-STATE_FILES = ("store.db", "broker.db", "kafka.log")
-STATE_DIRS = ("logs",)
+# What the daemon keeps in its state dir: the one place these names are chosen.
+STORE_DB, BROKER_DB, KAFKA_LOG, LOGS_DIR = "store.db", "broker.db", "kafka.log", "logs"
+STATE_FILES = (STORE_DB, BROKER_DB, KAFKA_LOG)
+STATE_DIRS = (LOGS_DIR,)
 
 
 def prepare(state_dir: Path, files: Iterable[str] = STATE_FILES, dirs: Iterable[str] = STATE_DIRS) -> None:
