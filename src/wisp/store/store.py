@@ -26,17 +26,21 @@ from typing import Any, Literal
 from wisp.api.kinds import ALL_KINDS, Kind
 from wisp.api.timestamps import rfc3339
 from wisp.store.errors import StoreCorrupt, corrupt_message, translate
+from wisp.store.events import EventType, StoreEvent
 from wisp.store.state_dir import private_dir, private_file
+from wisp.store.watch import DEFAULT_HISTORY, Watchers
 from wisp.types import Clock, Resource
 
 # The class below defines a `list` method; annotations inside it use this name for the builtin.
 _List = list
 
 Action = Literal["created", "configured", "unchanged", "deleted"]
-EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+__all__ = ["Action", "ApplyResult", "Conflict", "DamagedRow", "EventType", "NotFound", "Store", "StoreEvent"]
 
 # Fields of metadata that the server owns; a user's copy of them is ignored on apply.
 _SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink")
+# Server-owned fields that say nothing about what was asked for (managedFields does: who set what).
+_VOLATILE_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "selfLink")
 
 
 class NotFound(LookupError):
@@ -56,16 +60,8 @@ class ApplyResult:
     resource: Resource
 
 
-@dataclass(frozen=True)
-class StoreEvent:
-    type: EventType
-    kind: Kind
-    resource: Resource
-
-    @property
-    def key(self) -> tuple[Kind, str, str]:
-        meta = self.resource["metadata"]
-        return self.kind, meta.get("namespace", ""), meta["name"]
+class _DryRun(Exception):
+    """Rolls a dry-run transaction back once its outcome is known."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,7 @@ def _desired_part(resource: Resource) -> Any:
     """What the user controls: everything but status and server-owned metadata."""
     body = {k: v for k, v in resource.items() if k not in ("status", "metadata", "apiVersion")}
     meta = resource.get("metadata", {})
-    body["metadata"] = {k: v for k, v in meta.items() if k not in _SERVER_METADATA}
+    body["metadata"] = {k: v for k, v in meta.items() if k not in _VOLATILE_METADATA}
     return body
 
 
@@ -112,11 +108,14 @@ def _generation_part(resource: Resource) -> Any:
 
 
 class Store:
-    def __init__(self, path: Path | None, clock: Clock) -> None:
+    def __init__(self, path: Path | None, clock: Clock, history: int = DEFAULT_HISTORY) -> None:
+        """`history`: how many changes are kept for watches resuming from a resourceVersion."""
         self._path = path
         self._clock = clock
         self._db: sqlite3.Connection | None = None
         self._subscribers: _List[asyncio.Queue[StoreEvent]] = []
+        self._history = history
+        self.watchers = Watchers(0, history)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -152,6 +151,7 @@ class Store:
             db.close()
             raise
         self._db = db
+        self.watchers = Watchers(self.version(), self._history)  # changes before this start cannot be replayed
 
     @staticmethod
     def _add_checksums(db: sqlite3.Connection) -> None:
@@ -186,9 +186,16 @@ class Store:
             self._subscribers.remove(queue)
 
     def _publish(self, events: Iterable[StoreEvent]) -> None:
+        events = list(events)
         for event in events:
             for queue in self._subscribers:
                 queue.put_nowait(event)
+        self.watchers.publish((e.version, e) for e in events)
+
+    def version(self) -> int:
+        """The resourceVersion of the last write (a list's resourceVersion)."""
+        row = self.db.execute("SELECT value FROM counters WHERE name='resourceVersion'").fetchone()
+        return int(row[0])
 
     # -- reads -----------------------------------------------------------------------------------
     def get(self, kind: Kind, namespace: str, name: str) -> Resource | None:
@@ -243,78 +250,102 @@ class Store:
             db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", (kind_key, namespace, name))
 
     # -- writes ----------------------------------------------------------------------------------
-    def apply(self, items: _List[tuple[Kind, Resource]]) -> _List[ApplyResult]:
-        """Create or update every item in one transaction: all are written or none is."""
+    def apply(self, items: _List[tuple[Kind, Resource]], *, dry_run: bool = False,
+              keep_managed_fields: bool = False) -> _List[ApplyResult]:
+        """Create or update every item in one transaction: all are written or none is.
+
+        `dry_run`: the outcome as it would be, nothing stored or published. `keep_managed_fields`: the items'
+        metadata.managedFields are stored as given (the API computed them); otherwise an item's are ignored
+        and the stored object keeps its own.
+        """
         results: _List[ApplyResult] = []
         events: _List[StoreEvent] = []
-        with self._transaction():
+        with self._writing(dry_run):
             for kind, resource in items:
-                result, event = self._upsert(kind, resource)
+                result, event = self._upsert(kind, resource, keep_managed_fields)
                 results.append(result)
                 if event is not None:
                     events.append(event)
-        self._publish(events)
+        if not dry_run:
+            self._publish(events)
         return results
 
-    def create(self, kind: Kind, resource: Resource) -> Resource:
+    def create(self, kind: Kind, resource: Resource, *, dry_run: bool = False,
+               keep_managed_fields: bool = False) -> Resource:
         meta = resource["metadata"]
         if self.get(kind, meta.get("namespace", ""), meta["name"]) is not None:
             raise Conflict(f'{kind.plural} "{meta["name"]}" already exists')
-        return self.apply([(kind, resource)])[0].resource
+        return self.apply([(kind, resource)], dry_run=dry_run, keep_managed_fields=keep_managed_fields)[0].resource
 
-    def replace(self, kind: Kind, resource: Resource) -> Resource:
+    def replace(self, kind: Kind, resource: Resource, *, dry_run: bool = False,
+                keep_managed_fields: bool = False) -> Resource:
         meta = resource["metadata"]
         current = self.get(kind, meta.get("namespace", ""), meta["name"])
         if current is None:
             raise NotFound(f'{kind.plural} "{meta["name"]}" not found')
-        wanted_version = meta.get("resourceVersion")
-        if wanted_version and wanted_version != current["metadata"]["resourceVersion"]:
-            raise Conflict(
-                f'the object has been modified; resourceVersion {wanted_version} is not the latest '
-                f'({current["metadata"]["resourceVersion"]})'
-            )
-        return self.apply([(kind, resource)])[0].resource
+        _check_version(kind, current, meta.get("resourceVersion"))
+        return self.apply([(kind, resource)], dry_run=dry_run, keep_managed_fields=keep_managed_fields)[0].resource
 
-    def put_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> Resource | None:
-        """Replace an object's status; no write (and no event) when nothing changed."""
+    def put_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any], *,
+                   expected_version: str | None = None, dry_run: bool = False) -> Resource | None:
+        """Replace an object's status; no write (and no event) when nothing changed. Conflict when
+        `expected_version` is given and is not the stored one."""
         current = self.get(kind, namespace, name)
         if current is None:
             return None
+        _check_version(kind, current, expected_version)
         if current.get("status") == status:
             return current
         updated = dict(current)
         updated["status"] = status
-        with self._transaction():
+        with self._writing(dry_run):
             updated["metadata"] = dict(current["metadata"], resourceVersion=str(self._next_version()))
             self._write(kind, updated)
-        self._publish([StoreEvent("MODIFIED", kind, updated)])
+        if not dry_run:
+            self._publish([StoreEvent("MODIFIED", kind, updated, current)])
         return updated
 
-    def delete(self, kind: Kind, namespace: str, name: str) -> Resource:
-        """Delete an object and, as Kubernetes' garbage collector would, everything it owns."""
+    def delete(self, kind: Kind, namespace: str, name: str, *, dry_run: bool = False,
+               orphan: bool = False) -> Resource:
+        """Delete an object and, as Kubernetes' garbage collector would, everything it owns (`orphan`: its
+        dependents stay, without their reference to it)."""
         current = self.get(kind, namespace, name)
         if current is None:
             raise NotFound(f'{kind.plural} "{name}" not found')
         events: _List[StoreEvent] = []
-        with self._transaction():
-            self._delete_tree(kind, current, events)
-        self._publish(events)
+        with self._writing(dry_run):
+            self._delete_tree(kind, current, events, orphan)
+        if not dry_run:
+            self._publish(events)
         return current
 
-    def delete_many(self, keys: _List[tuple[Kind, str, str]]) -> _List[Resource | None]:
+    def delete_many(self, keys: _List[tuple[Kind, str, str]], *, dry_run: bool = False,
+                    orphan: bool = False) -> _List[Resource | None]:
         """Delete each object (and what it owns) in one transaction: all or none. None for one already gone."""
         deleted: _List[Resource | None] = []
         events: _List[StoreEvent] = []
-        with self._transaction():
+        with self._writing(dry_run):
             for kind, namespace, name in keys:
                 current = self.get(kind, namespace, name)
                 if current is not None:
-                    self._delete_tree(kind, current, events)
+                    self._delete_tree(kind, current, events, orphan)
                 deleted.append(current)
-        self._publish(events)
+        if not dry_run:
+            self._publish(events)
         return deleted
 
     # -- internals -------------------------------------------------------------------------------
+    @contextmanager
+    def _writing(self, dry_run: bool) -> Iterator[None]:
+        """A write transaction; a dry run's is rolled back whole once its outcome is known."""
+        try:
+            with self._transaction():
+                yield
+                if dry_run:
+                    raise _DryRun
+        except _DryRun:
+            pass
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed whole or rolled back whole; SQLite's errors become StoreErrors."""
@@ -351,10 +382,12 @@ class Store:
             (key, namespace, name, body, _checksum(key, namespace, name, body)),
         )
 
-    def _upsert(self, kind: Kind, incoming: Resource) -> tuple[ApplyResult, StoreEvent | None]:
+    def _upsert(self, kind: Kind, incoming: Resource, keep_managed_fields: bool = False,
+                ) -> tuple[ApplyResult, StoreEvent | None]:
         resource = copy.deepcopy(incoming)
         resource.pop("status", None)
         meta = resource.setdefault("metadata", {})
+        managed = meta.get("managedFields")
         for field in _SERVER_METADATA:
             meta.pop(field, None)
         if kind.namespaced:
@@ -365,6 +398,11 @@ class Store:
         resource["kind"] = kind.kind
         namespace, name = meta.get("namespace", ""), meta["name"]
         current = self.get(kind, namespace, name)
+        if keep_managed_fields:
+            if managed:
+                meta["managedFields"] = managed
+        elif current is not None and current["metadata"].get("managedFields"):
+            meta["managedFields"] = current["metadata"]["managedFields"]
         if current is None:
             meta.update(
                 uid=str(uuid.uuid4()),
@@ -389,28 +427,32 @@ class Store:
         if "status" in current:
             resource["status"] = current["status"]
         self._write(kind, resource)
-        return ApplyResult(kind, namespace, name, "configured", resource), StoreEvent("MODIFIED", kind, resource)
+        return (ApplyResult(kind, namespace, name, "configured", resource),
+                StoreEvent("MODIFIED", kind, resource, current))
 
-    def _delete_tree(self, kind: Kind, resource: Resource, events: _List[StoreEvent]) -> None:
+    def _delete_tree(self, kind: Kind, resource: Resource, events: _List[StoreEvent], orphan: bool = False) -> None:
         meta = resource["metadata"]
         namespace = self._ns(kind, meta.get("namespace"))
         for child_kind, child in self._owned_by(meta["uid"], namespace):
             others = [ref for ref in child["metadata"]["ownerReferences"] if ref.get("uid") != meta["uid"]]
-            if any(self._uid_exists(ref.get("uid"), namespace) for ref in others):
+            if orphan or any(self._uid_exists(ref.get("uid"), namespace) for ref in others):
                 # Kubernetes' garbage collector deletes a dependent only once all its owners are gone;
                 # until then it just drops the reference to the one that went.
                 kept = copy.deepcopy(child)
                 kept["metadata"]["ownerReferences"] = others
+                if not others:
+                    del kept["metadata"]["ownerReferences"]
                 kept["metadata"]["resourceVersion"] = str(self._next_version())
                 self._write(child_kind, kept)
-                events.append(StoreEvent("MODIFIED", child_kind, kept))
+                events.append(StoreEvent("MODIFIED", child_kind, kept, child))
             else:
                 self._delete_tree(child_kind, child, events)
         self.db.execute(
             "DELETE FROM resources WHERE kind=? AND namespace=? AND name=?",
             (_kind_key(kind), namespace, meta["name"]),
         )
-        events.append(StoreEvent("DELETED", kind, resource))
+        # The deletion is a change with a version of its own, as in Kubernetes: a watch resumes past it.
+        events.append(StoreEvent("DELETED", kind, resource, resource, deleted_at=self._next_version()))
 
     def _uid_exists(self, uid: object, namespace: str) -> bool:
         # Owners live in the dependent's namespace or are cluster-scoped (stored under "").
@@ -426,6 +468,15 @@ class Store:
             if any(ref.get("uid") == uid for ref in refs) and key in _BY_KEY:
                 owned.append((_BY_KEY[key], obj))
         return owned
+
+
+def _check_version(kind: Kind, current: Resource, wanted: str | None) -> None:
+    """Conflict, in the API server's words, when `wanted` is given and is not the stored resourceVersion."""
+    if wanted and wanted != current["metadata"]["resourceVersion"]:
+        name = current["metadata"]["name"]
+        what = f"{kind.plural}.{kind.group}" if kind.group else kind.plural
+        raise Conflict(f'Operation cannot be fulfilled on {what} "{name}": the object has been modified; '
+                       "please apply your changes to the latest version and try again")
 
 
 def _damage(kind_key: str, namespace: str, name: str, body: str, checksum: str | None) -> str | None:
