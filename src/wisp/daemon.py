@@ -39,6 +39,7 @@ from wisp.control.serving import ServingReconciler
 from wisp.control.serving_builders import Network
 from wisp.control.sinks import BROKER_INGRESS_HOST, SinkResolver
 from wisp.control.stored_check import check_stored
+from wisp.control.tracing_watch import TracingWatch
 from wisp.eventing.broker import Brokers, broker_ingress_app
 from wisp.eventing.broker_log import BrokerLog
 from wisp.eventing.delivery import Deliverer
@@ -154,6 +155,7 @@ class Daemon:
         self.eventing: Eventing | None = None
         self.kafka: KafkaCluster | None = None
         self.obs: Observability | None = None
+        self.tracing_watch: TracingWatch | None = None
         self._token: str | None = None
         # What instances send their spans with when the API needs a token: good for POST /v1/traces only, so
         # the API token itself never reaches an instance's environment.
@@ -175,6 +177,8 @@ class Daemon:
                                                         f"http://127.0.0.1:{opts.api_port}"],
                                  revisions=self._revision_states, sources=self._source_states)
         await self.obs.start()
+        self.tracing_watch = TracingWatch(self.store, self.obs.configure_tracing)
+        await self.tracing_watch.start()
         await self.dataplane.start()
         self.kafka = KafkaCluster(opts.kafka, opts.state_dir / KAFKA_LOG)
         # Built in dependency order, each collaborator passed to the constructor of what uses it: the broker
@@ -184,7 +188,7 @@ class Daemon:
         brokers = Brokers()
         ingress_app = Ingress(self.routing, self.dataplane, opts.body_limit,
                               {BROKER_INGRESS_HOST: broker_ingress_app(brokers, max_body_bytes=opts.body_limit)},
-                              observer=self.obs.metrics, tracer=self.obs.tracer)
+                              observer=self.obs.metrics, tracer=self.obs.tracer, sampler=self.obs.sampler)
         enqueue = Enqueue()
         self.eventing = Eventing(self.store, SinkResolver(self.store, network), self.kafka,
                                  Deliverer(local=LocalClient(ingress_app, network.port)), brokers,
@@ -235,6 +239,8 @@ class Daemon:
         await self.dataplane.stop()
         if self.kafka is not None:
             await self.kafka.stop()
+        if self.tracing_watch is not None:
+            await self.tracing_watch.stop()
         if self.obs is not None:
             await self.obs.stop()  # sends the spans still queued for an outside collector
         self.store.close()

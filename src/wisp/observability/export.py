@@ -52,11 +52,12 @@ class Tracer:
         error: str | None = None,
     ) -> None:
         """`error` set marks the span's status ERROR with that message (e.g. a 5xx, a dead-lettered event)."""
-        self.store.add((Span(
-            trace_id=trace_id, span_id=span_id, parent_span_id=parent_id, name=name, service=service,
-            start_ns=start_ns, end_ns=end_ns, kind=kind, attributes=attributes if attributes is not None else {},
-            status_code="ERROR" if error is not None else "UNSET", status_message=error or "", scope="wisp",
-        ),))
+        # Positional, and one span straight into the store: this runs for every sampled request.
+        self.store.add_one(Span(
+            trace_id, span_id, parent_id, name, service, start_ns, end_ns, kind,
+            attributes if attributes is not None else {},
+            "UNSET" if error is None else "ERROR", error or "", "wisp",
+        ))
 
 
 class OtlpExporter:
@@ -64,6 +65,7 @@ class OtlpExporter:
 
     `url` is the full traces URL (`http://collector:4318/v1/traces`). `start()` subscribes and launches the
     sender; `stop()` unsubscribes, sends what is queued (bounded by `stop_timeout`) and closes the client.
+    `encode` and `content_type` make it post another format (Zipkin v2 JSON for config-tracing's zipkin).
     """
 
     def __init__(
@@ -78,10 +80,13 @@ class OtlpExporter:
         timeout: float = 10.0,
         retries: int = 2,
         stop_timeout: float = 5.0,
+        encode: Callable[[list[Span]], bytes] = encode_protobuf,
+        content_type: str = "application/x-protobuf",
     ) -> None:
         self.store = store
         self.url = url
-        self.headers = {"content-type": "application/x-protobuf", **(headers or {})}
+        self.encode = encode
+        self.headers = {"content-type": content_type, **(headers or {})}
         self.batch_size = batch_size
         self.interval = interval
         self.timeout = timeout
@@ -161,7 +166,7 @@ class OtlpExporter:
 
     async def _send(self, batch: list[Span]) -> None:
         assert self._client is not None, "OtlpExporter.start() was not called"
-        payload = encode_protobuf(batch)
+        payload = self.encode(batch)
         for attempt in range(self.retries + 1):
             try:
                 response = await self._client.post(self.url, content=payload, headers=self.headers)

@@ -152,6 +152,22 @@ class SpanStore:
         for listener in self._listeners:
             listener(batch)
 
+    def add_one(self, span: Span) -> None:
+        """`add` for one span, without the batch's list (the daemon's own hops record one at a time)."""
+        ring = self._ring
+        if len(ring) >= self.capacity:
+            self._evict(ring.popleft())
+        ring.append(span)
+        entry = self._traces.get(span.trace_id)
+        if entry is None:
+            entry = self._traces[span.trace_id] = _Entry(span)
+        entry.added(span)
+        self.added += 1
+        if self._listeners:
+            batch = (span,)
+            for listener in self._listeners:
+                listener(batch)
+
     def _evict(self, span: Span) -> None:
         self.evicted += 1
         entry = self._traces[span.trace_id]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from random import getrandbits
 from typing import Protocol
 from urllib.parse import unquote
 
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from wisp.http_client.pool import HOP_BY_HOP, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from wisp.observability.recorder import SpanRecorder
 from wisp.observability.traceparent import start_or_continue
+from wisp.observability.tracing_config import Sampler, sampled
 from wisp.serving.routing import RevisionKey, RoutingTable
 from wisp.serving.throttler import NoCapacity, QueueFull, Slot, Throttler, Unavailable
 
@@ -107,6 +109,17 @@ _RESPONSE_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encod
 
 
 @dataclass(slots=True)
+class _Trace:
+    """A traced request's ids (lowercase hex), its parent span (None: this hop starts the trace) and start."""
+
+    trace_id: str
+    span_id: str
+    parent: str | None
+    sampled: bool
+    start_ns: int
+
+
+@dataclass(slots=True)
 class _Head:
     """The client's request as the instance will see it, all but the body length (known after reading)."""
 
@@ -189,6 +202,7 @@ class Ingress:
         host_apps: dict[str, ASGIApp] | None = None,
         observer: RequestObserver | None = None,
         tracer: SpanRecorder | None = None,
+        sampler: Sampler | None = None,
     ) -> None:
         self.routing = routing
         self.backends = backends
@@ -196,6 +210,8 @@ class Ingress:
         self.host_apps = host_apps if host_apps is not None else {}
         self.observer: RequestObserver = observer or _NullObserver()
         self.tracer = tracer
+        # config-tracing's sample rate for requests that bring no trace (shared, changed in place).
+        self.sampler = sampler if sampler is not None else Sampler(0.0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -234,26 +250,44 @@ class Ingress:
             return
         started = time.monotonic()
         tracer = self.tracer
-        if head.traceparent is None:
-            # No trace to continue: the instance's own SDK starts one. Stamping a new traceparent here was
-            # measured to cost the peak request path ~10 % (bench/dataplane.py) for no more information.
+        traceparent = head.traceparent
+        if tracer is None or (traceparent is None and not self.sampler.threshold):
+            # No trace to continue and none to start (config-tracing's backend none, or sample-rate 0): the
+            # hot path. Stamping a traceparent on every request cost ~10 % of peak (bench/dataplane.py).
             status = await self._proxy(receive, send, head, key, *backend)
         else:
-            # Continue the trace: the instance sees this hop as its parent.
-            ctx, parent = start_or_continue(head.traceparent)
-            head.parts += (b"traceparent: ", ctx.header().encode(), b"\r\n")
-            start_ns = tracer.now_ns() if tracer is not None else 0
-            status = await self._proxy(receive, send, head, key, *backend)
-            if tracer is not None and ctx.sampled:
-                tracer.record_span(ctx.trace_id, ctx.span_id, parent, "ingress", "wisp", start_ns, tracer.now_ns(),
-                                   {"wisp.namespace": key[0], "wisp.revision": key[1], "http.host": host,
-                                    "http.status_code": status, "http.method": scope["method"]},
-                                   error=f"HTTP {status}" if status >= 500 else None)
+            trace = self._trace(traceparent, tracer)
+            if trace is None:  # a new trace that the sampler left out: as untraced
+                status = await self._proxy(receive, send, head, key, *backend)
+            else:
+                # The instance sees this hop as its parent.
+                head.parts += (b"traceparent: 00-", trace.trace_id.encode(), b"-", trace.span_id.encode(),
+                               b"-01\r\n" if trace.sampled else b"-00\r\n")
+                status = await self._proxy(receive, send, head, key, *backend, trace)
+                if trace.sampled:
+                    tracer.record_span(trace.trace_id, trace.span_id, trace.parent, "ingress", "wisp",
+                                       trace.start_ns, tracer.now_ns(),
+                                       {"wisp.namespace": key[0], "wisp.revision": key[1], "http.host": host,
+                                        "http.status_code": status, "http.method": scope["method"]},
+                                       error=f"HTTP {status}" if status >= 500 else None)
         self.observer.request_done(key, status, time.monotonic() - started)
+
+    def _trace(self, traceparent: bytes | None, tracer: SpanRecorder) -> _Trace | None:
+        """This hop's place in the trace the request brings, or in a new one the sampler takes (None if not).
+
+        A new trace costs one random draw to decide (the trace id is the draw); ids are formatted only for
+        the sampled ones."""
+        if traceparent is None:
+            bits = getrandbits(128)
+            if not sampled(bits, self.sampler.threshold):
+                return None
+            return _Trace(f"{bits or 1:032x}", f"{getrandbits(64) or 1:016x}", None, True, tracer.now_ns())
+        ctx, parent = start_or_continue(traceparent)
+        return _Trace(ctx.trace_id, ctx.span_id, parent, ctx.sampled, tracer.now_ns())
 
     async def _proxy(
         self, receive: Receive, send: Send, head: _Head, key: RevisionKey, throttler: Throttler,
-        timeouts: Timeouts,
+        timeouts: Timeouts, trace: _Trace | None = None,
     ) -> int:
         declared = head.content_length
         # 20 digits are more than any limit (and int() refuses strings of thousands of digits).
@@ -275,7 +309,7 @@ class Ingress:
         deadline = time.monotonic() + timeouts.total if timeouts.total else None
         slot: Slot | int | None = throttler.try_acquire()
         if slot is None:
-            slot = await self._acquire(send, key, throttler, deadline)
+            slot = await self._acquire_traced(send, key, throttler, deadline, trace)
         while not isinstance(slot, int):
             try:
                 return await self._exchange(send, head, body, key, slot, timeouts, deadline)
@@ -285,7 +319,26 @@ class Ingress:
                 pass
             finally:
                 throttler.release(slot)
-            slot = await self._acquire(send, key, throttler, deadline)
+            slot = await self._acquire_traced(send, key, throttler, deadline, trace)
+        return slot
+
+    async def _acquire_traced(
+        self, send: Send, key: RevisionKey, throttler: Throttler, deadline: float | None, trace: _Trace | None,
+    ) -> Slot | int:
+        """`_acquire`, recorded as a span of the request's trace when it is sampled: the activator's wait
+        (Knative names it `throttler_try`): queued behind busy instances, or held while one starts."""
+        tracer = self.tracer
+        if trace is None or not trace.sampled or tracer is None:
+            return await self._acquire(send, key, throttler, deadline)
+        start_ns = tracer.now_ns()
+        cold, queued = throttler.ready_count == 0, throttler.queued
+        slot = await self._acquire(send, key, throttler, deadline)
+        status = slot if isinstance(slot, int) else 0
+        tracer.record_span(trace.trace_id, f"{getrandbits(64) or 1:016x}", trace.span_id, "throttler_try", "wisp",
+                           start_ns, tracer.now_ns(),
+                           {"wisp.revision": key[1], "wisp.cold_start": cold, "wisp.queued_behind": queued,
+                            **({"http.status_code": status} if status else {})},
+                           kind="INTERNAL", error=f"HTTP {status}" if status else None)
         return slot
 
     @staticmethod
