@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from wisp.api import bounded_yaml
+from wisp.api import bounded_yaml, func_project
 from wisp.api.errors import FieldError, ManifestError
 from wisp.api.names import MANIFEST_DIR_ANNOTATION
 from wisp.types import Resource
@@ -33,10 +34,17 @@ class LoadedDoc:
         return f"{self.source} (document {self.index})"
 
 
-def load_paths(paths: Sequence[Path]) -> list[LoadedDoc]:
-    """Every resource in the given files and directories (recursively, `*.yaml`/`*.yml`, sorted)."""
+def load_paths(paths: Sequence[Path], environ: Mapping[str, str] | None = None) -> list[LoadedDoc]:
+    """Every resource in the given files and directories (recursively, `*.yaml`/`*.yml`, sorted). A directory
+    holding `func.yaml` is a Knative Functions project: it becomes the Service `func deploy` would make, with
+    `{{ env:NAME }}` taken from `environ` (default: this process's environment)."""
     docs: list[LoadedDoc] = []
     for file in _manifest_files(paths):
+        if file.name == func_project.FUNC_YAML:
+            directory = file.resolve().parent
+            for resource in func_project.load(directory, os.environ if environ is None else environ):
+                docs.append(LoadedDoc(resource, str(file), 0, directory))
+            continue
         docs.extend(load_text(_read(file), str(file), directory=file.resolve().parent))
     return docs
 
@@ -75,14 +83,23 @@ def _read(file: Path) -> str:
 
 
 def _manifest_files(paths: Sequence[Path]) -> Iterator[Path]:
+    """Manifest files; for a Knative Functions project, its func.yaml alone (its other YAML is the project's)."""
     for path in paths:
         if path.is_dir():
             found = [p for p in path.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml")]
-            yield from sorted(found)
+            projects = {p.parent for p in found if p.name == func_project.FUNC_YAML}
+            yield from sorted(p for p in found if _outermost_project_file(p, projects))
         elif path.exists():
             yield path
         else:
             raise ManifestError([FieldError("", "no such file or directory")], str(path))
+
+
+def _outermost_project_file(file: Path, projects: set[Path]) -> bool:
+    """A plain manifest outside every project, or the func.yaml of a project not inside another."""
+    if file.name == func_project.FUNC_YAML:
+        return not any(d in projects for d in file.parent.parents)
+    return not any(d in projects for d in file.parents)
 
 
 def _expand(raw: object, where: str) -> list[Resource]:

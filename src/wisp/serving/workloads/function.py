@@ -15,8 +15,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from wisp.api import func_project
+from wisp.api.errors import ManifestError
 from wisp.serving.workloads.backoff import Backoff
 from wisp.serving.workloads.probe import wait_ready
+from wisp.serving.workloads.project_env import ProjectEnvs, machinery_path
 from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import WorkloadError, WorkloadSpec
 
@@ -77,9 +80,15 @@ class FunctionRuntime:
 
     def __init__(self, spec: WorkloadSpec, python: str = sys.executable, backoff: Backoff | None = None,
                  now: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 project_envs: ProjectEnvs | None = None) -> None:
         self.spec = spec
         self.python = python
+        # A Knative Functions project (its directory holds func.yaml) runs in its own environment under
+        # func-python: `invoke` (http | cloudevent) once start() has read func.yaml, else None.
+        self.project_envs = project_envs
+        self.invoke: str | None = None
+        self.target = spec.function_target  # what load errors name
         self.signature: str | None = None
         self.template_log: collections.deque[str] = collections.deque(maxlen=TEMPLATE_LOG_LINES)
         self.restarts = 0
@@ -118,6 +127,8 @@ class FunctionRuntime:
             raise WorkloadError(
                 f"function revision {spec.revision}: code directory {spec.directory} does not exist"
             )
+        if func_project.is_project(spec.directory):
+            await self._prepare_project(spec.directory)
         try:
             proc = await self._load()
         except BaseException:
@@ -126,6 +137,20 @@ class FunctionRuntime:
         self._ready = asyncio.get_running_loop().create_future()
         self._ready.set_result(proc)
         self._supervisor = asyncio.create_task(self._supervise(proc), name=f"template-supervisor-{spec.revision}")
+
+    async def _prepare_project(self, directory: Path) -> None:
+        """Read func.yaml's `invoke` and make (or find) the project's environment: the template runs in it."""
+        try:
+            doc = func_project.parse((directory / func_project.FUNC_YAML).read_text(encoding="utf-8"),
+                                     func_project.FUNC_YAML)
+        except (OSError, UnicodeDecodeError, ManifestError) as exc:
+            raise WorkloadError(f"function revision {self.spec.revision}: {exc}") from None
+        if self.project_envs is None:
+            raise WorkloadError(f"function revision {self.spec.revision}: {directory} is a Knative Functions "
+                                "project, and this runtime has no place for its environment")
+        self.invoke = func_project.invoke(doc)
+        self.target = f"package `function` of {directory.name} (func-python {self.invoke})"
+        self.python = str(await self.project_envs.ensure(directory))
 
     async def spawn(self, name: str, port: int, log_path: Path) -> FunctionInstance:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,13 +239,18 @@ class FunctionRuntime:
         assert spec.directory is not None
         env = dict(spec.env)
         env.setdefault("PATH", os.environ.get("PATH", os.defpath))
-        env["FUNCTION_TARGET"] = spec.function_target
+        order = ["--target", spec.function_target, "--drain", str(spec.timeout_seconds)]
+        if self.invoke is None:
+            env["FUNCTION_TARGET"] = spec.function_target
+        else:
+            # wisp's serving code for the template, taken off again before the project is imported.
+            env["PYTHONPATH"] = os.pathsep.join(machinery_path())
+            order += ["--knative-func", self.invoke]
         started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         started.add_done_callback(_retrieved)  # a load abandoned by `stop` fails it with nobody left to look
         try:
             proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "wisp.serving.workloads.template",
-                "--target", spec.function_target, "--drain", str(spec.timeout_seconds),
+                self.python, "-m", "wisp.serving.workloads.template", *order,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 cwd=spec.directory, env=env, start_new_session=True,
             )
@@ -237,7 +267,7 @@ class FunctionRuntime:
                 proc.kill()
             if isinstance(e, TimeoutError):
                 raise WorkloadError(
-                    f"function {spec.function_target} did not load within {START_TIMEOUT:g}s (in {spec.directory})"
+                    f"function {self.target} did not load within {START_TIMEOUT:g}s (in {spec.directory})"
                 ) from None
             raise
         logger.info("revision %s: template pid %d ready (%s)", spec.revision, proc.pid, self.signature)
@@ -340,7 +370,7 @@ class FunctionRuntime:
         if not started.done():
             started.set_exception(WorkloadError(
                 f"the function template of revision {self.spec.revision} exited with status {returncode} "
-                f"before loading {self.spec.function_target}\n{self._template_tail()}"
+                f"before loading {self.target}\n{self._template_tail()}"
             ))
         ready = self._ready
         if not self._closed and ready is not None and ready.done() and not ready.cancelled() \
@@ -371,7 +401,7 @@ class FunctionRuntime:
         where = message.get("where")
         lines = str(message.get("message", "")).strip().splitlines()
         return (
-            f"function {self.spec.function_target} failed to load: {kind}{f' in {where}' if where else ''}\n"
+            f"function {self.target} failed to load: {kind}{f' in {where}' if where else ''}\n"
             + "\n".join(lines[-LOAD_ERROR_LINES:])
         )
 

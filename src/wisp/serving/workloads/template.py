@@ -39,14 +39,14 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from starlette.concurrency import run_in_threadpool
 
 import wisp
 from wisp.serving.workloads.function_app import build_app
-from wisp.serving.workloads.signatures import detect_signature, load_target
+from wisp.serving.workloads.signatures import TargetError, detect_signature, load_target
 
 _PR_SET_PDEATHSIG = 1
 
@@ -314,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wisp.serving.workloads.template")
     parser.add_argument("--target", default="main:handle")
     parser.add_argument("--drain", type=float, default=300.0, help="graceful shutdown budget in seconds")
+    parser.add_argument("--knative-func", choices=("http", "cloudevent"), default=None,
+                        help="serve a Knative Functions project (its `function` package) under func-python")
     args = parser.parse_args(argv)
 
     reply_fd = os.dup(1)
@@ -322,11 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
-        target = load_target(args.target)
-        signature = detect_signature(target)
+        if args.knative_func is not None:
+            app, signature = _knative_function(args.knative_func), f"func-python {args.knative_func}"
+            lifespan: Literal["auto", "on", "off"] = "on"
+        else:
+            target = load_target(args.target)
+            signature = detect_signature(target)
+            app, lifespan = build_app(target, signature), "auto" if signature == "asgi" else "off"
         config = uvicorn.Config(
-            build_app(target, signature),
-            lifespan="auto" if signature == "asgi" else "off",
+            app,
+            lifespan=lifespan,
             access_log=False,
             timeout_graceful_shutdown=max(1, round(args.drain)),
             log_level="info",
@@ -348,6 +355,35 @@ def main(argv: list[str] | None = None) -> int:
     template.reply({"ev": "ready", "signature": signature})
     template.serve_orders()
     return 0
+
+
+def _knative_function(invoke: str) -> Any:
+    """A Knative Functions project's `function` package under the func-python middleware, as the image
+    `func deploy` builds serves it: `new()` (or a module-level `handle`) wrapped in func-python's ASGI app,
+    whose lifespan calls `start(cfg)` and `stop()` in each instance and which answers /health/*.
+
+    The template runs in the project's own environment with wisp's serving code on PYTHONPATH: that code is
+    loaded first (a throwaway uvicorn config imports the server's modules), then PYTHONPATH is taken off
+    sys.path and out of the environment, so the project imports only what its environment holds. `new()`
+    runs here, once: each instance is a fork of the object it made."""
+    _preload()
+    uvicorn.Config(_no_app, lifespan="on").load()
+    hidden = set(filter(None, os.environ.pop("PYTHONPATH", "").split(os.pathsep)))
+    sys.path[:] = [p for p in sys.path if p not in hidden]
+    function = importlib.import_module("function")
+    middleware = importlib.import_module("func_python.http" if invoke == "http" else "func_python.cloudevent")
+    if callable(getattr(function, "new", None)):
+        instance = function.new()
+    elif callable(getattr(function, "handle", None)):
+        instance = middleware.DefaultFunction(function.handle)
+    else:
+        raise TargetError("the function package exports neither new nor handle (function/__init__.py must "
+                          "import one of them)")
+    return middleware.ASGIApplication(instance)
+
+
+async def _no_app(scope: Any, receive: Any, send: Any) -> None:
+    """Only loaded, never called: makes uvicorn import its server modules before the project's path is set."""
 
 
 if __name__ == "__main__":
