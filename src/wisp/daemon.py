@@ -52,7 +52,8 @@ from wisp.serving.ingress import Ingress
 from wisp.serving.instance_limit import InstanceBudget, configured_limit, this_machine
 from wisp.serving.local_client import LocalClient
 from wisp.serving.routing import RoutingTable
-from wisp.serving.workloads import make_runtime
+from wisp.serving.workloads import ProjectEnvs, make_runtime
+from wisp.serving.workloads.project_env import CACHE_DIR, ENVS_DIR
 from wisp.serving.workloads.log_rotation import LogLimits
 from wisp.serving.workloads.logs import MAX_TAIL_BYTES, follow, tail_async
 from wisp.store import Store, StoreError
@@ -146,7 +147,10 @@ class Daemon:
         self.store = Store(state / STORE_DB, clock)
         self.routing = RoutingTable()
         machine = this_machine() if options.max_instances is None else configured_limit(options.max_instances)
-        self.dataplane = DataPlane(make_runtime, state / LOGS_DIR, clock, self._revision_changed,
+        # Knative Functions projects' environments; uv's cache beside them unless the user keeps one elsewhere.
+        envs = ProjectEnvs(state / ENVS_DIR, None if os.environ.get("UV_CACHE_DIR") else state / CACHE_DIR)
+        self.dataplane = DataPlane(lambda spec: make_runtime(spec, envs), state / LOGS_DIR, clock,
+                                   self._revision_changed,
                                    tick_interval=options.tick_interval, budget=InstanceBudget(machine),
                                    log_limits=LogLimits(options.log_max_bytes))
         self._ingress_sock: socket.socket | None = None
