@@ -19,6 +19,7 @@ from wisp.http_client.pool import HOP_BY_HOP, UpstreamError, UpstreamTimeout, Up
 from wisp.observability.recorder import SpanRecorder
 from wisp.observability.traceparent import start_or_continue
 from wisp.observability.tracing_config import Sampler, sampled
+from wisp.serving import websocket_proxy
 from wisp.serving.routing import RevisionKey, RoutingTable
 from wisp.serving.throttler import NoCapacity, QueueFull, Slot, Throttler, Unavailable
 
@@ -215,9 +216,9 @@ class Ingress:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            # The daemon runs the ingress with lifespan off; websockets are not proxied.
+            # The daemon runs the ingress with lifespan off.
             if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1003})
+                await self._websocket(scope, receive, send)
             return
         if scope["path"].startswith(ROUTE_PREFIX):
             routed = _route_form(scope)
@@ -270,6 +271,39 @@ class Ingress:
                                        {"wisp.namespace": key[0], "wisp.revision": key[1], "http.host": host,
                                         "http.status_code": status, "http.method": scope["method"]},
                                        error=f"HTTP {status}" if status >= 500 else None)
+        self.observer.request_done(key, status, time.monotonic() - started)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An upgrade to WebSocket: routed like a request, then relayed (serving/websocket_proxy.py)."""
+        if scope["path"].startswith(ROUTE_PREFIX):
+            routed = _route_form(scope)
+            if routed is None:
+                await websocket_proxy.deny(scope, send, 400, f"expected {ROUTE_PREFIX}{{host}}/path")
+                return
+            scope = routed
+        hosts = [value for name, value in scope["headers"] if name == b"host"]
+        if len(hosts) > 1:
+            await websocket_proxy.deny(scope, send, 400, "more than one Host header")
+            return
+        host = _bare_host(hosts[0]) if hosts else ""
+        app = self.host_apps.get(host)
+        if app is not None:
+            await app(scope, receive, send)
+            return
+        key = self.routing.route(host)
+        if key is None:
+            reason = self.routing.unavailable_reason(host)
+            status, text = (503, f"{host} is not ready: {reason}") if reason is not None else \
+                (404, f"no service answers to host {host!r}")
+            await websocket_proxy.deny(scope, send, status, text)
+            return
+        backend = self.backends.backend(key)
+        if backend is None:
+            await websocket_proxy.deny(scope, send, 503, f"revision {key[1]} is not running")
+            return
+        throttler, timeouts = backend
+        started = time.monotonic()
+        status = await websocket_proxy.relay(scope, receive, send, host, key[1], throttler, timeouts.total)
         self.observer.request_done(key, status, time.monotonic() - started)
 
     def _trace(self, traceparent: bytes | None, tracer: SpanRecorder) -> _Trace | None:
