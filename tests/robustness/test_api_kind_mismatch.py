@@ -168,11 +168,13 @@ async def test_a_body_in_another_namespace_is_refused(store: Store, verb: str, k
 async def test_a_body_without_namespace_apiversion_or_kind_takes_the_paths(store: Store, verb: str,
                                                                           kind: Kind) -> None:
     """As the API server does: the path supplies what the body leaves out (never the namespace `default`)."""
-    _victim(store, kind)
+    victim = _victim(store, kind)
     name = name_for(kind, "victim" if verb == "PUT" else "newcomer")
     body = manifest(kind, name)
     del body["apiVersion"], body["kind"]
     body.setdefault("metadata", {})["labels"] = {"changed": "yes"}
+    if verb == "PUT":  # a custom resource's update must name the version it replaces, as on a cluster
+        body["metadata"]["resourceVersion"] = victim["metadata"]["resourceVersion"]
     code, answer = await _send(store, verb, kind, body)
     assert code == (201 if verb == "POST" else 200), answer
     stored = store.get(kind, NS, name)

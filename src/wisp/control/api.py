@@ -8,9 +8,10 @@ nothing is written), 500 InternalError with the store's reason otherwise.
 
 from __future__ import annotations
 
-import copy
 import hmac
 import logging
+import random
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,16 +26,18 @@ from starlette.routing import Route
 from wisp.api import kinds as k
 from wisp.api.errors import ManifestError, UnknownKindError
 from wisp.api.kinds import Kind
-from wisp.control.admission import admit, apply_manifests, warnings_for
+from wisp.control.admission import apply_manifests, warnings_for
 from wisp.control.body_limit import DEFAULT_LIMIT, BodyLimit
-from wisp.control.path_match import match_path
-from wisp.control.refusal import Refused, bad_request, method_not_allowed
-from wisp.control.secret_scrub import REDACTED, scrub
+from wisp.control.k8s_verbs import Verbs, redact
+from wisp.control.k8s_watch import WatchSettings
+from wisp.control.refusal import Refused, bad_request
+from wisp.control.secret_scrub import scrub
 from wisp.serving.workloads.logs import MAX_TAIL_LINES
-from wisp.store import Conflict, NotFound, Store, StoreError, StoreFull
-from wisp.types import Resource
+from wisp.store import Store, StoreError, StoreFull
+from wisp.types import Clock, Resource
 
 log = logging.getLogger("wisp.control")
+__all__ = ["VirtualKinds", "build_api", "redact", "status_response"]
 
 
 @dataclass
@@ -54,18 +57,6 @@ def status_response(code: int, reason: str, message: str, causes: list[dict[str,
     if causes:
         body["details"] = {"causes": causes}
     return JSONResponse(body, status_code=code)
-
-
-def redact(kind: Kind, resource: Resource) -> Resource:
-    """Secrets leave the daemon with their keys but never their values."""
-    if kind is not k.SECRET:
-        return resource
-    out = copy.deepcopy(resource)
-    out["data"] = {key: REDACTED for key in {*out.get("data", {}), *out.get("stringData", {})}}
-    out.pop("stringData", None)
-    annotations = out.get("metadata", {}).get("annotations", {})
-    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
-    return out
 
 
 def _manifest_error(exc: ManifestError, items: list[Any]) -> JSONResponse:
@@ -111,8 +102,15 @@ class _TokenAuth(BaseHTTPMiddleware):
 
 def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
               extra_routes: list[Route] | None = None, body_limit: int = DEFAULT_LIMIT,
-              ingest_token: str | None = None) -> Starlette:
-    """`token` guards every route; `ingest_token` (what instances get, never the API token) only INGEST_PATHS."""
+              ingest_token: str | None = None, clock: Clock = time.time, rng: random.Random | None = None,
+              watch_settings: WatchSettings | None = None) -> Starlette:
+    """`token` guards every route; `ingest_token` (what instances get, never the API token) only INGEST_PATHS.
+    `clock` stamps managedFields, `rng` draws generateName suffixes, `watch_settings` bound watches."""
+    def list_virtual(kind: Kind, namespace: str | None) -> list[Resource]:
+        return virtual.list_pods(namespace) if kind is k.POD else virtual.list_autoscalers(namespace)
+
+    verbs = Verbs(store, list_virtual, clock, rng, watch_settings)
+
     async def apply(request: Request) -> Response:
         body = await _json(request)
         if isinstance(body, Response):
@@ -144,90 +142,6 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
             for (kind, namespace, name), gone in zip(keys, deleted, strict=True)
         ]})
 
-    async def collection(request: Request) -> Response:
-        kind = _kind(request)
-        if isinstance(kind, Response):
-            return kind
-        namespace = request.path_params.get("namespace")
-        if request.method == "POST":
-            return await _create(request, kind, namespace)
-        if kind is k.POD:
-            items = virtual.list_pods(namespace)
-        elif kind is k.POD_AUTOSCALER:
-            items = virtual.list_autoscalers(namespace)
-        else:
-            items = [redact(kind, r) for r in store.list(kind, namespace)]
-        return JSONResponse({"apiVersion": "v1", "kind": "List", "items": items,
-                             "metadata": {"resourceVersion": ""}})
-
-    async def _admitted_body(request: Request, kind: Kind, namespace: str | None,
-                             name: str | None) -> Resource | Response:
-        """The request's object, matched against its path, defaulted and validated; or the refusal."""
-        body = await _json(request)
-        if isinstance(body, Response):
-            return body
-        if not isinstance(body, dict):
-            return status_response(400, "BadRequest", "body must be an object")
-        body = match_path(kind, request.path_params["version"], body, namespace, name)
-        try:
-            [(admitted_kind, resource)] = admit([body], store)
-        except ManifestError as exc:
-            return _manifest_error(exc, [body])
-        assert admitted_kind is kind, "match_path let through another kind"
-        return resource
-
-    async def _create(request: Request, kind: Kind, namespace: str | None) -> Response:
-        if kind.virtual or (kind.namespaced and namespace is None):
-            raise method_not_allowed()  # computed kinds, and the all-namespaces collection, take no objects
-        resource = await _admitted_body(request, kind, namespace, None)
-        if isinstance(resource, Response):
-            return resource
-        try:
-            created = store.create(kind, resource)
-        except Conflict as exc:
-            return status_response(409, "AlreadyExists", str(exc))
-        return JSONResponse(redact(kind, created), status_code=201)
-
-    async def item(request: Request) -> Response:
-        kind = _kind(request)
-        if isinstance(kind, Response):
-            return kind
-        path_namespace = request.path_params.get("namespace")
-        if kind.namespaced != (path_namespace is not None):
-            return status_response(404, "NotFound", "the server could not find the requested resource")
-        namespace = path_namespace or ""
-        name = request.path_params["name"]
-        if kind.virtual:
-            if request.method != "GET":
-                raise method_not_allowed()
-            lister = virtual.list_pods if kind is k.POD else virtual.list_autoscalers
-            found = [r for r in lister(namespace) if r["metadata"]["name"] == name]
-            if not found:
-                return status_response(404, "NotFound", f'{kind.plural} "{name}" not found')
-            return JSONResponse(found[0])
-        if request.method == "GET":
-            resource = store.get(kind, namespace, name)
-            if resource is None:
-                return status_response(404, "NotFound", f'{kind.plural}.{kind.group} "{name}" not found'
-                                       if kind.group else f'{kind.plural} "{name}" not found')
-            return JSONResponse(redact(kind, resource))
-        if request.method == "DELETE":
-            try:
-                deleted = store.delete(kind, namespace, name)
-            except NotFound as exc:
-                return status_response(404, "NotFound", str(exc))
-            return JSONResponse(redact(kind, deleted))
-        incoming = await _admitted_body(request, kind, path_namespace, name)  # PUT: replace
-        if isinstance(incoming, Response):
-            return incoming
-        try:
-            replaced = store.replace(kind, incoming)
-        except NotFound as exc:
-            return status_response(404, "NotFound", str(exc))
-        except Conflict as exc:
-            return status_response(409, "Conflict", str(exc))
-        return JSONResponse(redact(kind, replaced))
-
     async def logs(request: Request) -> Response:
         namespace, service = request.path_params["namespace"], request.path_params["service"]
         follow = request.query_params.get("follow", "false").lower() in ("1", "true", "yes")
@@ -255,17 +169,24 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
     async def healthz(request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")
 
-    methods = ["GET", "POST"]
-    item_methods = ["GET", "PUT", "DELETE"]
+    methods = ["GET", "POST", "DELETE"]
+    item_methods = ["GET", "PUT", "PATCH", "DELETE"]
+    status_methods = ["GET", "PUT", "PATCH"]
+    collection, item, status = verbs.collection, verbs.item, verbs.status
     routes = [
         Route("/healthz", healthz), Route("/info", info), Route("/metrics", metrics),
         Route("/apply", apply, methods=["POST"]), Route("/delete", delete_many, methods=["POST"]),
         Route("/api/v1/namespaces/{namespace}/services/{service}/logs", logs),
         *(extra_routes or []),
+        Route("/api/{version}/namespaces/{namespace}/{plural}/{name}/status", status, methods=status_methods),
+        Route("/api/{version}/{plural}/{name}/status", status, methods=status_methods),  # before the next
         Route("/api/{version}/namespaces/{namespace}/{plural}", collection, methods=methods),
         Route("/api/{version}/namespaces/{namespace}/{plural}/{name}", item, methods=item_methods),
         Route("/api/{version}/{plural}", collection, methods=methods),
         Route("/api/{version}/{plural}/{name}", item, methods=item_methods),  # cluster-scoped (namespaces)
+        Route("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}/status", status,
+              methods=status_methods),
+        Route("/apis/{group}/{version}/{plural}/{name}/status", status, methods=status_methods),
         Route("/apis/{group}/{version}/namespaces/{namespace}/{plural}", collection, methods=methods),
         Route("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}", item, methods=item_methods),
         Route("/apis/{group}/{version}/{plural}", collection, methods=methods),
@@ -276,14 +197,6 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
     middleware.append(Middleware(BodyLimit, limit=body_limit))
     handlers = {Refused: _refused, StoreFull: _store_full, StoreError: _store_failed}
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
-
-
-def _kind(request: Request) -> Kind | Response:
-    params = request.path_params
-    try:
-        return k.for_path(params.get("group", ""), params["version"], params["plural"])
-    except UnknownKindError as exc:
-        return status_response(404, "NotFound", str(exc))
 
 
 async def _json(request: Request) -> Any:

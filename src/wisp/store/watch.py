@@ -121,6 +121,7 @@ class Watchers:
     def __init__(self, floor: int, history: int = DEFAULT_HISTORY) -> None:
         self.history = History(floor, history)
         self._live: set[Watcher] = set()
+        self.closed = False  # set by end_all: the daemon is stopping, a new watch ends at once
 
     def publish(self, changes: Iterable[tuple[int, StoreEvent]]) -> None:
         for version, event in changes:
@@ -139,11 +140,14 @@ class Watchers:
         for version, event in replay:
             watcher.offer(version, event)
         self._live.add(watcher)
+        if self.closed:
+            watcher.end()
 
     def stop(self, watcher: Watcher) -> None:
         self._live.discard(watcher)
 
     def end_all(self) -> None:
+        self.closed = True
         for watcher in self._live:
             watcher.end()
 
