@@ -29,6 +29,8 @@ from wisp.api import kinds as k
 from wisp.api.errors import ManifestError
 from wisp.api.loader import load_paths
 from wisp.api.names import SERVICE_LABEL
+from wisp.console.assembly import Console, TeeObserver, dataplane_readings
+from wisp.console.sources import ConsoleSources
 from wisp.control.admission import apply_manifests, warnings_for
 from wisp.control.api import VirtualKinds, build_api
 from wisp.control.conditions import get_condition
@@ -116,11 +118,12 @@ def _bind(host: str, port: int, what: str) -> socket.socket:
 class _Server:
     """A uvicorn server on a socket we bound, without uvicorn's own signal handling."""
 
-    def __init__(self, app: ASGIApp | Any, sock: socket.socket, drain_seconds: float) -> None:
+    def __init__(self, app: ASGIApp | Any, sock: socket.socket, drain_seconds: float,
+                 http: type[LimitedHttpToolsProtocol] = LimitedHttpToolsProtocol) -> None:
         # proxy_headers off: a local client's X-Forwarded-For must not become the ingress's idea of the client.
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, proxy_headers=False,
                                 timeout_graceful_shutdown=int(drain_seconds), date_header=False,
-                                timeout_keep_alive=30, http=LimitedHttpToolsProtocol, loop="none")
+                                timeout_keep_alive=30, http=http, loop="none")
         config.load()
         self.server = uvicorn.Server(config)
         self.server.lifespan = config.lifespan_class(config)
@@ -153,6 +156,9 @@ class Daemon:
                                    self._revision_changed,
                                    tick_interval=options.tick_interval, budget=InstanceBudget(machine),
                                    log_limits=LogLimits(options.log_max_bytes))
+        # The web console at the control API's root; it reads running state through these callables.
+        self.console = Console(ConsoleSources(self.store, dataplane_readings(self.dataplane),
+                                              lambda ns: views.pods(self.dataplane, ns), self._source_states, clock))
         self._ingress_sock: socket.socket | None = None
         self._api_sock: socket.socket | None = None
         self.controller: Controller | None = None
@@ -192,7 +198,8 @@ class Daemon:
         brokers = Brokers()
         ingress_app = Ingress(self.routing, self.dataplane, opts.body_limit,
                               {BROKER_INGRESS_HOST: broker_ingress_app(brokers, max_body_bytes=opts.body_limit)},
-                              observer=self.obs.metrics, tracer=self.obs.tracer, sampler=self.obs.sampler)
+                              observer=TeeObserver(self.obs.metrics, self.console.requests),
+                              tracer=self.obs.tracer, sampler=self.obs.sampler)
         enqueue = Enqueue()
         self.eventing = Eventing(self.store, SinkResolver(self.store, network), self.kafka,
                                  Deliverer(local=LocalClient(ingress_app, network.port)), brokers,
@@ -208,8 +215,10 @@ class Daemon:
             service_logs=self._service_logs, info=self._info, metrics=self.obs.metrics.render,
         )
         self._token = token
-        api = _Server(build_api(self.store, virtual, token, self.obs.routes(), ingest_token=self._ingest_token),
-                      self._api_sock, 5)
+        api_app = build_api(self.store, virtual, token, [*self.obs.routes(), *self.console.routes()],
+                            ingest_token=self._ingest_token)
+        await self.console.start()
+        api = _Server(self.console.gate(api_app, token), self._api_sock, 5)
         ingress = _Server(ingress_app, self._ingress_sock, 30)
         for server in (api, ingress):
             await server.start()
@@ -235,6 +244,7 @@ class Daemon:
         # in flight (anything unsettled stays uncommitted and is redelivered next time).
         if self.eventing is not None:
             await self.eventing.stop()
+        await self.console.stop()  # ends the pages' event streams, which would hold the API server's shutdown
         for server in reversed(self._servers):  # ingress next: no new requests, in-flight ones finish
             await server.stop()
         self._servers.clear()
@@ -311,6 +321,7 @@ class Daemon:
         return env
 
     def _revision_changed(self, key: tuple[str, str]) -> None:
+        self.console.revision_changed(key)
         if self.controller is not None:
             self.controller.enqueue(k.REVISION, key[0], key[1])
 
