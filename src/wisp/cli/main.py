@@ -18,7 +18,7 @@ from wisp.api import kinds
 from wisp.api.errors import ManifestError, UnknownKindError
 from wisp.api.kinds import Kind
 from wisp.api.loader import LoadedDoc, load_paths, load_text
-from wisp.cli import render
+from wisp.cli import export_commands, render
 from wisp.cli.client import DEFAULT_API, ApiClient, ApiError, DaemonUnreachable, send_event
 from wisp.types import Clock, Resource
 
@@ -289,6 +289,7 @@ def make_app(clock: Clock = time.time) -> typer.Typer:
             return
         raise _fail(f"error: the broker answered {line}", *(response.text.strip().splitlines()[:20]))
 
+    export_commands.register(app)  # wisp export / wisp build: no daemon involved
     return app
 
 
