@@ -196,14 +196,16 @@ class Daemon:
         # routing and throttling, no loopback hop) → the eventing reconcilers → the controller, which binds
         # `enqueue` (the reconcilers' way to ask it for a reconcile) to itself.
         brokers = Brokers()
-        ingress_app = Ingress(self.routing, self.dataplane, opts.body_limit,
-                              {BROKER_INGRESS_HOST: broker_ingress_app(brokers, max_body_bytes=opts.body_limit)},
+        # Virtual hosts served in-process: the broker ingress, and each channel (added as channels appear).
+        host_apps: dict[str, Any] = {BROKER_INGRESS_HOST: broker_ingress_app(brokers, max_body_bytes=opts.body_limit)}
+        ingress_app = Ingress(self.routing, self.dataplane, opts.body_limit, host_apps,
                               observer=TeeObserver(self.obs.metrics, self.console.requests),
                               tracer=self.obs.tracer, sampler=self.obs.sampler)
         enqueue = Enqueue()
         self.eventing = Eventing(self.store, SinkResolver(self.store, network), self.kafka,
                                  Deliverer(local=LocalClient(ingress_app, network.port)), brokers,
-                                 BrokerLog(opts.state_dir / BROKER_DB), enqueue, self.clock, tracer=self.obs.tracer)
+                                 BrokerLog(opts.state_dir / BROKER_DB), enqueue, self.clock, tracer=self.obs.tracer,
+                                 hosts=host_apps, max_body_bytes=opts.body_limit)
         await self.eventing.start()
         serving = ServingReconciler(self.store, self.dataplane, self.routing, network, self.clock,
                                     extra_env=self._instance_env)

@@ -561,7 +561,7 @@ CASES: list[tuple[str, str, Mutation, str]] = [
         "spec.filters[0].cesql",
     ),
     # kinds
-    ("unknown-kind", "broker", lambda r: set_in(r, "kind", "Channel"), "kind"),
+    ("unknown-kind", "broker", lambda r: set_in(r, "kind", "Widget"), "kind"),
     (
         "unserved-version",
         "broker",

@@ -182,6 +182,52 @@ _BASES: dict[str, Resource] = {
             "delivery": _DELIVERY,
         },
     },
+    "InMemoryChannel": {
+        "apiVersion": "messaging.knative.dev/v1",
+        "kind": "InMemoryChannel",
+        "metadata": _meta("orders"),
+        "spec": {"delivery": _DELIVERY},
+    },
+    "Channel": {
+        "apiVersion": "messaging.knative.dev/v1",
+        "kind": "Channel",
+        "metadata": _meta("orders"),
+        "spec": {"channelTemplate": {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel",
+                                     "spec": {}},
+                 "delivery": _DELIVERY},
+    },
+    "Subscription": {
+        "apiVersion": "messaging.knative.dev/v1",
+        "kind": "Subscription",
+        "metadata": _meta("orders-to-app"),
+        "spec": {
+            "channel": {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel", "name": "orders"},
+            "subscriber": _SINK,
+            "reply": {"uri": "http://events.example.com/"},
+            "delivery": _DELIVERY,
+        },
+    },
+    "Sequence": {
+        "apiVersion": "flows.knative.dev/v1",
+        "kind": "Sequence",
+        "metadata": _meta("steps"),
+        "spec": {
+            "channelTemplate": {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel"},
+            "steps": [{**_SINK, "delivery": _DELIVERY}, {"uri": "http://events.example.com/"}],
+            "reply": _SINK,
+        },
+    },
+    "Parallel": {
+        "apiVersion": "flows.knative.dev/v1",
+        "kind": "Parallel",
+        "metadata": _meta("branches"),
+        "spec": {
+            "channelTemplate": {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel"},
+            "branches": [{"filter": {"uri": "http://filter.example.com/"}, "subscriber": _SINK,
+                          "reply": {"uri": "http://events.example.com/"}, "delivery": _DELIVERY}],
+            "reply": _SINK,
+        },
+    },
     "Secret": {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from wisp.api.defaults_flows import FLOW_DEFAULTERS, ChannelDefaults
 from wisp.api.names import BROKER_CLASS_ANNOTATION, BROKER_LABEL, WORKLOAD_CLASS_ANNOTATION
 from wisp.api.shape import shape_error, without_nulls
 from wisp.types import Resource
@@ -36,7 +37,8 @@ class RevisionDefaults:
     container_concurrency: int = 0
 
 
-def apply_defaults(resource: Resource, revision_defaults: RevisionDefaults | None = None) -> Resource:
+def apply_defaults(resource: Resource, revision_defaults: RevisionDefaults | None = None, *,
+                   channel_defaults: ChannelDefaults | None = None) -> Resource:
     """A copy of `resource` with every default Knative (or Kubernetes) would fill in.
 
     Explicit nulls are dropped first, as the API server prunes them. Defaults are filled only where a field
@@ -58,6 +60,9 @@ def apply_defaults(resource: Resource, revision_defaults: RevisionDefaults | Non
     defaulter = _DEFAULTERS.get(key)
     if defaulter is not None:
         defaulter(out)
+    flow = FLOW_DEFAULTERS.get(key)
+    if flow is not None:
+        flow(out, str(meta.get("namespace") or DEFAULT_NAMESPACE), channel_defaults or ChannelDefaults())
     return out
 
 

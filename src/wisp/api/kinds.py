@@ -44,6 +44,8 @@ class Kind:
 SERVING = "serving.knative.dev"
 SOURCES = "sources.knative.dev"
 EVENTING = "eventing.knative.dev"
+MESSAGING = "messaging.knative.dev"
+FLOWS = "flows.knative.dev"
 
 SERVICE = Kind("Service", SERVING, ("v1",), "services", ("ksvc", "kservice", "ksvcs"))
 CONFIGURATION = Kind("Configuration", SERVING, ("v1",), "configurations", ("config", "cfg", "configs"))
@@ -55,6 +57,11 @@ PING_SOURCE = Kind("PingSource", SOURCES, ("v1", "v1beta2"), "pingsources", ("pi
 SINK_BINDING = Kind("SinkBinding", SOURCES, ("v1", "v1beta1"), "sinkbindings", ("sbinding",))
 BROKER = Kind("Broker", EVENTING, ("v1",), "brokers", ("brk",))
 TRIGGER = Kind("Trigger", EVENTING, ("v1",), "triggers", ("trig", "tr"))
+IN_MEMORY_CHANNEL = Kind("InMemoryChannel", MESSAGING, ("v1",), "inmemorychannels", ("imc",))
+CHANNEL = Kind("Channel", MESSAGING, ("v1",), "channels", ("ch",))
+SUBSCRIPTION = Kind("Subscription", MESSAGING, ("v1",), "subscriptions", ("sub",))
+SEQUENCE = Kind("Sequence", FLOWS, ("v1",), "sequences")
+PARALLEL = Kind("Parallel", FLOWS, ("v1",), "parallels")
 SECRET = Kind("Secret", "", ("v1",), "secrets")
 CONFIG_MAP = Kind("ConfigMap", "", ("v1",), "configmaps", ("cm",))
 NAMESPACE = Kind("Namespace", "", ("v1",), "namespaces", ("ns",), namespaced=False)
@@ -67,6 +74,7 @@ POD_AUTOSCALER = Kind(
 ALL_KINDS: tuple[Kind, ...] = (
     SERVICE, CONFIGURATION, REVISION, ROUTE, DOMAIN_MAPPING,
     KAFKA_SOURCE, PING_SOURCE, SINK_BINDING, BROKER, TRIGGER,
+    IN_MEMORY_CHANNEL, CHANNEL, SUBSCRIPTION, SEQUENCE, PARALLEL,
     SECRET, CONFIG_MAP, NAMESPACE, POD, POD_AUTOSCALER,
 )
 

@@ -33,6 +33,11 @@ _CRD_FILES = {
     kinds.SINK_BINDING: "eventing/sinkbindings.yaml",
     kinds.BROKER: "eventing/broker.yaml",
     kinds.TRIGGER: "eventing/trigger.yaml",
+    kinds.IN_MEMORY_CHANNEL: "eventing/in-memory-channel.yaml",
+    kinds.CHANNEL: "eventing/channel.yaml",
+    kinds.SUBSCRIPTION: "eventing/subscription.yaml",
+    kinds.SEQUENCE: "eventing/sequence.yaml",
+    kinds.PARALLEL: "eventing/parallel.yaml",
 }
 
 # -- Kubernetes types --------------------------------------------------------------------------------------
@@ -142,6 +147,12 @@ def _complete(kind: Kind, schema: Schema) -> Schema:
         _at(out, "spec", "subject", "selector")["properties"]["matchLabels"] = string_map()
     elif kind is kinds.PING_SOURCE:
         _at(out, "spec", "ceOverrides")["properties"]["extensions"] = string_map()
+    elif kind in (kinds.IN_MEMORY_CHANNEL, kinds.CHANNEL, kinds.SUBSCRIPTION):
+        _add(out, ("spec", "delivery"), **delivery)
+    elif kind is kinds.SEQUENCE:
+        _add(out, ("spec", "steps", "[]", "delivery"), **delivery)
+    elif kind is kinds.PARALLEL:
+        _add(out, ("spec", "branches", "[]", "delivery"), **delivery)
     elif kind is kinds.KAFKA_SOURCE:
         # Fields of older KafkaSource versions (and the seed's) that wisp accepts and ignores.
         _add(out, ("spec",), selector=ANY_OBJECT, resources=ANY_OBJECT, placements=ANY_OBJECT, reply=ANY_OBJECT)

@@ -19,6 +19,14 @@ from wisp.api.validate_eventing import (
     validate_sink_binding,
     validate_trigger,
 )
+from wisp.api.validate_flows import (
+    immutable_flow_fields,
+    validate_channel,
+    validate_in_memory_channel,
+    validate_parallel,
+    validate_sequence,
+    validate_subscription,
+)
 from wisp.api.validate_serving import (
     validate_configuration,
     validate_domain_mapping,
@@ -44,6 +52,11 @@ _VALIDATORS: dict[kinds.Kind, Validator] = {
     kinds.SINK_BINDING: validate_sink_binding,
     kinds.BROKER: validate_broker,
     kinds.TRIGGER: validate_trigger,
+    kinds.IN_MEMORY_CHANNEL: validate_in_memory_channel,
+    kinds.CHANNEL: validate_channel,
+    kinds.SUBSCRIPTION: validate_subscription,
+    kinds.SEQUENCE: validate_sequence,
+    kinds.PARALLEL: validate_parallel,
     kinds.SECRET: validate_secret,
     kinds.CONFIG_MAP: validate_config_map,
     kinds.NAMESPACE: validate_namespace,
@@ -113,6 +126,8 @@ def validate_update(old: Resource, new: Resource) -> list[FieldError]:
         )
     elif kind in ("Service", "Configuration"):
         errs.extend(_template_renamed(old_spec, new_spec))
+    elif kind in ("Channel", "Subscription"):
+        errs.extend(immutable_flow_fields(kind, old_spec, new_spec))
     return errs
 
 

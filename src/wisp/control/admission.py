@@ -5,6 +5,12 @@ from __future__ import annotations
 from wisp.api import kinds as k
 from wisp.api.autoscaling import AutoscalerConfig, DefaultsConfig, parse_config_autoscaler, parse_config_defaults
 from wisp.api.defaults import RevisionDefaults, apply_defaults
+from wisp.api.defaults_flows import (
+    DEFAULT_CH_WEBHOOK,
+    EVENTING_NAMESPACE,
+    ChannelDefaults,
+    parse_default_ch_config,
+)
 from wisp.api.errors import FieldError, ManifestError, UnknownKindError
 from wisp.api.kinds import Kind, for_manifest
 from wisp.api.validation import validate, validate_update
@@ -66,9 +72,25 @@ def _revision_defaults(store: Store) -> RevisionDefaults:
     return _as_revision_defaults(parse_config_defaults(_data(stored))) if stored else RevisionDefaults()
 
 
+def _is_default_ch(kind: Kind, resource: Resource) -> bool:
+    meta = resource.get("metadata", {})
+    return (kind is k.CONFIG_MAP and meta.get("namespace") == EVENTING_NAMESPACE
+            and meta.get("name") == DEFAULT_CH_WEBHOOK)
+
+
+def _channel_defaults(store: Store) -> ChannelDefaults:
+    stored = store.get(k.CONFIG_MAP, EVENTING_NAMESPACE, DEFAULT_CH_WEBHOOK)
+    return parse_default_ch_config(_data(stored)) if stored else ChannelDefaults()
+
+
 def validate_system_config(kind: Kind, resource: Resource) -> list[FieldError]:
     """Knative's cluster ConfigMaps are checked like Knative's config webhook: a bad value is refused
     and the configuration in force stays."""
+    if _is_default_ch(kind, resource):
+        try:
+            parse_default_ch_config(_data(resource))
+        except ManifestError as exc:
+            return exc.errors
     for name, parse in ((CONFIG_AUTOSCALER, parse_config_autoscaler), (CONFIG_DEFAULTS, parse_config_defaults)):
         if _is_system(kind, resource, name):
             try:
@@ -83,6 +105,7 @@ def admit(items: list[Resource], store: Store) -> list[tuple[Kind, Resource]]:
     admitted: list[tuple[Kind, Resource]] = []
     autoscaler = _autoscaler_config(store)
     revision_defaults = _revision_defaults(store)
+    channel_defaults = _channel_defaults(store)
     for index, raw in enumerate(items):
         where = f"item {index} ({describe(raw)})"
         if not isinstance(raw, dict):
@@ -91,7 +114,7 @@ def admit(items: list[Resource], store: Store) -> list[tuple[Kind, Resource]]:
             kind = for_manifest(str(raw.get("apiVersion", "")), str(raw.get("kind", "")))
         except UnknownKindError as exc:
             raise ManifestError([FieldError("kind", str(exc))], where) from None
-        resource = apply_defaults(raw, revision_defaults)
+        resource = apply_defaults(raw, revision_defaults, channel_defaults=channel_defaults)
         errors = validate(resource, autoscaler=autoscaler)
         meta = resource.get("metadata", {})
         if not errors:
@@ -106,6 +129,8 @@ def admit(items: list[Resource], store: Store) -> list[tuple[Kind, Resource]]:
             autoscaler = parse_config_autoscaler(_data(resource))
         if _is_system(kind, resource, CONFIG_DEFAULTS):
             revision_defaults = _as_revision_defaults(parse_config_defaults(_data(resource)))
+        if _is_default_ch(kind, resource):
+            channel_defaults = parse_default_ch_config(_data(resource))
         admitted.append((kind, resource))
     return admitted
 

@@ -19,6 +19,8 @@ from wisp.serving.ingress import ROUTE_PREFIX
 from wisp.store import Store
 
 BROKER_INGRESS_HOST = "broker-ingress.knative-eventing.localhost"
+# Addressables resolved as Knative resolves any: by the `status.address.url` their reconciler wrote.
+ADDRESSABLE_KINDS = (k.IN_MEMORY_CHANNEL, k.CHANNEL, k.SEQUENCE, k.PARALLEL)
 _LOCAL_SUFFIXES = (".localhost", ".svc.cluster.local", ".svc")
 
 
@@ -60,6 +62,13 @@ class SinkResolver:
                 if self._store.get(k.SERVICE, ns, name) is None:
                     return None
                 return cluster_local_host(name, ns), extra if extra.startswith("/") else "/" + extra
+            addressable = next((a for a in ADDRESSABLE_KINDS if a.kind == kind), None)
+            if addressable is not None:
+                found = self._store.get(addressable, ns, name)
+                url = ((found or {}).get("status", {}).get("address") or {}).get("url")
+                if not isinstance(url, str) or not url:
+                    return None  # not there, or not addressable yet
+                return self._resolve({"uri": url}, namespace)
             return None
         if not extra:
             return None

@@ -5,20 +5,27 @@ log and the delivery client they use."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 from wisp.control.controller import Enqueue, Reconciler
 from wisp.control.eventing.base import EventingContext, PieceReconciler
 from wisp.control.eventing.broker import BrokerReconciler
+from wisp.control.eventing.channel import ChannelReconciler
+from wisp.control.eventing.in_memory_channel import InMemoryChannelReconciler
 from wisp.control.eventing.kafka_source import KafkaSourceReconciler
+from wisp.control.eventing.parallel import ParallelReconciler
 from wisp.control.eventing.ping_source import PingSourceReconciler
 from wisp.control.eventing.producer import SharedProducer
+from wisp.control.eventing.sequence import SequenceReconciler
 from wisp.control.eventing.sink_binding import SinkBindingReconciler
+from wisp.control.eventing.subscription import SubscriptionReconciler
 from wisp.control.eventing.trigger import TriggerReconciler
 from wisp.control.kafka_cluster import KafkaCluster
 from wisp.control.sinks import SinkResolver
 from wisp.eventing.broker import Brokers
 from wisp.eventing.broker_log import BrokerLog
+from wisp.eventing.channel import Channels
 from wisp.eventing.delivery import Deliverer
 from wisp.observability.metrics import SourceState
 from wisp.observability.recorder import SpanRecorder
@@ -29,9 +36,11 @@ from wisp.types import Clock, Resource
 class Eventing:
     def __init__(self, store: Store, sinks: SinkResolver, kafka: KafkaCluster, deliverer: Deliverer,
                  brokers: Brokers, broker_log: BrokerLog, enqueue: Enqueue, clock: Clock,
-                 tracer: SpanRecorder | None = None) -> None:
+                 tracer: SpanRecorder | None = None, hosts: MutableMapping[str, Any] | None = None,
+                 max_body_bytes: int | None = None) -> None:
         """`brokers` is the registry the broker ingress serves from; `enqueue` asks the controller for a
-        reconcile (a KafkaSource's dispatcher reports readiness and progress through it)."""
+        reconcile (a KafkaSource's dispatcher reports readiness and progress through it); `hosts` is the
+        ingress's virtual-host table, where each channel is served at its address."""
         ctx = EventingContext(store, sinks, clock)
         self._deliverer = deliverer
         self._broker_log = broker_log
@@ -41,14 +50,21 @@ class Eventing:
         self.trigger = TriggerReconciler(ctx, kafka, deliverer, brokers, broker_log)
         self.ping_source = PingSourceReconciler(ctx, deliverer)
         self.sink_binding = SinkBindingReconciler(ctx)
+        self.channels = Channels(hosts if hosts is not None else {})
+        self.in_memory_channel = InMemoryChannelReconciler(ctx, deliverer, self.channels, max_body_bytes)
+        self.channel = ChannelReconciler(ctx)
+        self.subscription = SubscriptionReconciler(ctx, self.channels)
+        self.sequence = SequenceReconciler(ctx)
+        self.parallel = ParallelReconciler(ctx)
 
     @property
     def reconcilers(self) -> list[Reconciler]:
-        return [self.kafka_source, self.broker, self.trigger, self.ping_source, self.sink_binding]
+        return [self.kafka_source, self.broker, self.trigger, self.ping_source, self.sink_binding,
+                self.in_memory_channel, self.channel, self.subscription, self.sequence, self.parallel]
 
     @property
     def _running(self) -> list[PieceReconciler[Any]]:
-        return [self.kafka_source, self.trigger, self.ping_source]
+        return [self.kafka_source, self.trigger, self.ping_source, self.in_memory_channel]
 
     async def start(self) -> None:
         await self._deliverer.start()

@@ -20,8 +20,9 @@ from wisp.observability.metrics import SourceState
 from wisp.store import Store, StoreEvent
 from wisp.types import Clock, Resource
 
-# What a destination can name (a Route changes where a Service's URL leads).
-SINK_TARGETS = (k.SERVICE, k.BROKER, k.ROUTE)
+# What a destination can name (a Route changes where a Service's URL leads; channels and flows are
+# addressable once their status has an address).
+SINK_TARGETS = (k.SERVICE, k.BROKER, k.ROUTE, k.IN_MEMORY_CHANNEL, k.CHANNEL, k.SEQUENCE, k.PARALLEL)
 
 
 @dataclass(frozen=True)

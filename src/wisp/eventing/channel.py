@@ -1,0 +1,200 @@
+"""InMemoryChannel: an addressable fan-out. Each event POSTed to the channel goes to every subscriber (with
+its Subscription's delivery: retries, backoff, dead-letter sink); a subscriber's reply goes on to the
+Subscription's reply destination. A Subscription with no subscriber forwards the event itself to its reply.
+
+As Knative's in-memory dispatcher does by default, the channel answers the sender only after every
+subscriber has settled (202 when all did, 500 when one could not, so the sender retries: at-least-once
+within the retry budgets). The `messaging.knative.dev/async-handler: "true"` annotation answers 202 at once
+and fans out afterwards (faster, and an event in flight is lost if wisp stops). Nothing is stored: events
+live only while they are being delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from wisp.eventing.cloudevents import CloudEvent, CloudEventError, parse_request
+from wisp.eventing.delivery import Deliverer, DeliveryCounters, DeliverySpec, Destination
+
+log = logging.getLogger(__name__)
+
+ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], ASGIReceive, ASGISend], Awaitable[None]]
+
+ASYNC_HANDLER_ANNOTATION = "messaging.knative.dev/async-handler"
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+# Async channels answer before delivering: this bounds the deliveries they hold (then 503, retried).
+MAX_ASYNC_IN_FLIGHT = 10_000
+
+
+def channel_host(name: str, namespace: str) -> str:
+    """The address Knative gives a channel (its `{name}-kn-channel` Service)."""
+    return f"{name}-kn-channel.{namespace}.svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class ChannelSubscriber:
+    """One Subscription as the channel runs it, destinations already resolved."""
+
+    uid: str
+    generation: int
+    subscriber: Destination | None
+    reply: Destination | None
+    delivery: DeliverySpec
+    dead_letter: Destination | None = None
+
+
+class InMemoryChannel:
+    def __init__(self, namespace: str, name: str, deliverer: Deliverer, *, async_handler: bool = False,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.async_handler = async_handler
+        self.counters = DeliveryCounters()
+        self._deliverer = deliverer
+        self._max_body = max_body_bytes
+        self._subscribers: dict[str, ChannelSubscriber] = {}
+        self._tasks: set[asyncio.Task[bool]] = set()
+
+    # -- subscribers (set by the Subscription reconciler) -------------------------------------------------
+    def subscribers(self) -> list[ChannelSubscriber]:
+        return list(self._subscribers.values())
+
+    def subscribe(self, subscriber: ChannelSubscriber) -> None:
+        self._subscribers[subscriber.uid] = subscriber
+
+    def unsubscribe(self, uid: str) -> None:
+        self._subscribers.pop(uid, None)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Nothing runs until an event arrives."""
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- fan-out ------------------------------------------------------------------------------------------
+    async def publish(self, events: Sequence[CloudEvent]) -> bool:
+        """Every event to every subscriber; True when all settled (delivered or dead-lettered)."""
+        subscribers = list(self._subscribers.values())
+        work = [self._dispatch(event, s) for event in events for s in subscribers]
+        if not work:
+            return True
+        if len(work) == 1:
+            return await work[0]
+        results = await asyncio.gather(*work)
+        return all(results)
+
+    def publish_later(self, events: Sequence[CloudEvent]) -> bool:
+        """Fan out in the background; False when too many deliveries are already in flight."""
+        if len(self._tasks) >= MAX_ASYNC_IN_FLIGHT:
+            return False
+        task = asyncio.create_task(self.publish(events))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _dispatch(self, event: CloudEvent, sub: ChannelSubscriber) -> bool:
+        reply: CloudEvent | None = event
+        if sub.subscriber is not None:
+            result = await self._deliverer.deliver(event, sub.subscriber, sub.delivery, sub.dead_letter)
+            self.counters.record(result)
+            if result.outcome != "delivered":
+                return result.outcome == "dead-lettered"
+            reply = result.reply
+        if reply is None or sub.reply is None:
+            return True
+        result = await self._deliverer.deliver(reply, sub.reply, sub.delivery, sub.dead_letter)
+        self.counters.record(result)
+        return result.outcome != "dropped"
+
+    # -- ingress ------------------------------------------------------------------------------------------
+    async def __call__(self, scope: MutableMapping[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+        """The channel's address: POST a CloudEvent (binary, structured or batched) to any path."""
+        if scope["type"] != "http":
+            return
+        if scope["method"] != "POST":
+            await _respond(send, 405, "a channel takes CloudEvents by POST", [(b"allow", b"POST")])
+            return
+        body = await _read_body(receive, self._max_body)
+        if body is None:
+            await _respond(send, 413, f"request body exceeds {self._max_body} bytes")
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            events = parse_request(headers, body)
+        except CloudEventError as exc:
+            await _respond(send, 400, str(exc))
+            return
+        if not events:
+            await _respond(send, 400, "no CloudEvent in the request")
+            return
+        if self.async_handler:
+            if not self.publish_later(events):
+                await _respond(send, 503, "the channel has too many events in flight", [(b"retry-after", b"1")])
+                return
+            await _respond(send, 202, "")
+            return
+        if await self.publish(events):
+            await _respond(send, 202, "")
+        else:
+            await _respond(send, 500, "a subscriber could not take the event")
+
+
+async def _read_body(receive: ASGIReceive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(send: ASGISend, status: int, text: str,
+                   headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = text.encode()
+    head = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": head + (headers or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Channels:
+    """The in-memory channels that exist, by (namespace, name), each served at its host through `hosts` (the
+    ingress's virtual-host table, which the daemon shares with the channels)."""
+
+    def __init__(self, hosts: MutableMapping[str, Any]) -> None:
+        self._hosts = hosts
+        self._channels: dict[tuple[str, str], InMemoryChannel] = {}
+
+    def get(self, namespace: str, name: str) -> InMemoryChannel | None:
+        return self._channels.get((namespace, name))
+
+    def put(self, channel: InMemoryChannel) -> None:
+        self._channels[(channel.namespace, channel.name)] = channel
+        self._hosts[channel_host(channel.name, channel.namespace)] = channel
+
+    def remove(self, namespace: str, name: str) -> InMemoryChannel | None:
+        self._hosts.pop(channel_host(name, namespace), None)
+        return self._channels.pop((namespace, name), None)
+
+    def items(self) -> list[tuple[tuple[str, str], InMemoryChannel]]:
+        return list(self._channels.items())
+
+
+def is_async(annotations: Mapping[str, Any]) -> bool:
+    return str(annotations.get(ASYNC_HANDLER_ANNOTATION, "")).strip().lower() == "true"
