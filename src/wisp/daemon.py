@@ -50,6 +50,7 @@ from wisp.observability.hub import Observability
 from wisp.observability.metrics import RevisionState, SourceState
 from wisp.serving import views
 from wisp.serving.dataplane import DataPlane
+from wisp.serving.h2c import H2cOrHttp1Protocol
 from wisp.serving.ingress import Ingress
 from wisp.serving.instance_limit import InstanceBudget, configured_limit, this_machine
 from wisp.serving.local_client import LocalClient
@@ -221,7 +222,8 @@ class Daemon:
                             ingest_token=self._ingest_token)
         await self.console.start()
         api = _Server(self.console.gate(api_app, token), self._api_sock, 5)
-        ingress = _Server(ingress_app, self._ingress_sock, 30)
+        # The ingress also speaks HTTP/2 over cleartext (prior knowledge and Upgrade: h2c): gRPC clients.
+        ingress = _Server(ingress_app, self._ingress_sock, 30, http=H2cOrHttp1Protocol)
         for server in (api, ingress):
             await server.start()
             self._servers.append(server)
