@@ -16,6 +16,8 @@ class Kind:
     short_names: tuple[str, ...] = ()
     namespaced: bool = True
     virtual: bool = False  # computed from running state (pods, kpa), never applied
+    # Discovery's categories (`kubectl get all`) for kinds without a vendored CRD; a CRD's own names win.
+    categories: tuple[str, ...] = ()
 
     @property
     def version(self) -> str:
@@ -62,20 +64,23 @@ CHANNEL = Kind("Channel", MESSAGING, ("v1",), "channels", ("ch",))
 SUBSCRIPTION = Kind("Subscription", MESSAGING, ("v1",), "subscriptions", ("sub",))
 SEQUENCE = Kind("Sequence", FLOWS, ("v1",), "sequences")
 PARALLEL = Kind("Parallel", FLOWS, ("v1",), "parallels")
+CONTAINER_SOURCE = Kind("ContainerSource", SOURCES, ("v1",), "containersources")
 SECRET = Kind("Secret", "", ("v1",), "secrets")
 CONFIG_MAP = Kind("ConfigMap", "", ("v1",), "configmaps", ("cm",))
 NAMESPACE = Kind("Namespace", "", ("v1",), "namespaces", ("ns",), namespaced=False)
-POD = Kind("Pod", "", ("v1",), "pods", ("po",), virtual=True)
+POD = Kind("Pod", "", ("v1",), "pods", ("po",), virtual=True, categories=("all",))
+# What the reconcilers and the autoscaler did, kept in memory (bounded) by control/k8s_events.py.
+EVENT = Kind("Event", "", ("v1",), "events", ("ev",), virtual=True)
 POD_AUTOSCALER = Kind(
     "PodAutoscaler", "autoscaling.internal.knative.dev", ("v1alpha1",), "podautoscalers", ("kpa", "pa"),
-    virtual=True,
+    virtual=True, categories=("knative-internal", "autoscaling"),
 )
 
 ALL_KINDS: tuple[Kind, ...] = (
     SERVICE, CONFIGURATION, REVISION, ROUTE, DOMAIN_MAPPING,
     KAFKA_SOURCE, PING_SOURCE, SINK_BINDING, BROKER, TRIGGER,
-    IN_MEMORY_CHANNEL, CHANNEL, SUBSCRIPTION, SEQUENCE, PARALLEL,
-    SECRET, CONFIG_MAP, NAMESPACE, POD, POD_AUTOSCALER,
+    IN_MEMORY_CHANNEL, CHANNEL, SUBSCRIPTION, SEQUENCE, PARALLEL, CONTAINER_SOURCE,
+    SECRET, CONFIG_MAP, NAMESPACE, POD, POD_AUTOSCALER, EVENT,
 )
 
 
