@@ -44,12 +44,11 @@ class CodeTree:
 
 
 def gather(code_dir: Path, top: Path) -> CodeTree:
-    """The code directory plus the modules it imports from its ancestors up to `top` (inclusive)."""
+    """The code directory plus the modules it imports from its ancestors up to `top` (inclusive; none when
+    the code directory is `top` or outside it)."""
     code_dir = code_dir.resolve()
     top = top.resolve()
     ancestors = [p for p in code_dir.parents if p == top or top in p.parents]
-    if not ancestors:
-        ancestors = [code_dir.parent]
     files = set(_walk(code_dir))
     dotted = _imports(files)
     imports = {name.split(".")[0] for name in dotted}

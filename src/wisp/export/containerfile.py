@@ -66,3 +66,18 @@ def container(base_image: str, python: str, workdir: PurePosixPath, command: lis
         + "EXPOSE 8080\n"
         + (f"CMD {json.dumps(command)}\n" if command else "")
     )
+
+
+def func_project(base_image: str, python: str, invoke: str) -> str:
+    """A Knative Functions project: its `function` package under func-python (hypercorn), as `func deploy`'s
+    image runs it."""
+    return (
+        _header(base_image, python)
+        + f"COPY runtime/ {RUNTIME_DIR}/\n"
+        + f"COPY app/ {APP_DIR}/\n"
+        + f"ENV PYTHONPATH={DEPS_DIR} PORT=8080\n"
+        + f"WORKDIR {APP_DIR}\n"
+        + f"USER {USER}\n"
+        + "EXPOSE 8080\n"
+        + f"CMD {json.dumps(['python3', str(RUNTIME_DIR / 'func_serve.py'), '--invoke', invoke])}\n"
+    )

@@ -14,7 +14,11 @@ from wisp.export import code, containerfile
 _WISP_DIR = Path(wisp.__file__).resolve().parent
 RUNTIME_MODULES = ("__init__.py", "serving/workloads/signatures.py", "serving/workloads/function_app.py")
 RUNTIME_DISTRIBUTIONS = ("starlette", "cloudevents", "uvicorn", "httptools", "uvloop")
-_SERVE = Path(__file__).resolve().parent / "runtime_files" / "wisp_serve.py"
+_RUNTIME_FILES = Path(__file__).resolve().parent / "runtime_files"
+_SERVE = _RUNTIME_FILES / "wisp_serve.py"
+FUNC_YAML = "func.yaml"
+# The middleware Knative's Python function images run (the same range wisp's project environments install).
+FUNC_PYTHON = "func-python>=0.8,<0.9"
 TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$")
 
 
@@ -24,7 +28,7 @@ class BuildContext:
 
     name: str  # the image's name under the registry, and the context's directory name
     code_dir: Path
-    workload: str  # function | container
+    workload: str  # function | container | func (a Knative Functions project)
     image: str = ""  # REGISTRY/NAME:TAG, set once the content hash is known
     signature: str = ""  # of a function, from the entry check
     files: dict[str, bytes] = field(default_factory=dict)
@@ -47,6 +51,14 @@ def runtime_files() -> dict[str, bytes]:
     return files
 
 
+def func_runtime_files() -> dict[str, bytes]:
+    return {"runtime/func_serve.py": (_RUNTIME_FILES / "func_serve.py").read_bytes()}
+
+
+def is_func_project(code_dir: Path) -> bool:
+    return (code_dir / FUNC_YAML).is_file()
+
+
 def build_context(name: str, code_dir: Path, top: Path, workload: str, *, target: str, command: list[str],
                   drain_seconds: int, base_image: str, python: str) -> BuildContext:
     """Everything an image of `code_dir` needs, as files; CodeError when it cannot be one."""
@@ -57,11 +69,17 @@ def build_context(name: str, code_dir: Path, top: Path, workload: str, *, target
         ctx.files[str(PurePosixPath("app") / PurePosixPath(*rel.parts))] = (tree.root / rel).read_bytes()
     ctx.files["requirements.txt"] = reqs.text.encode()
     ships_runtime = workload == "function" or bool(tree.provided)
+    if workload == "func":
+        ctx.files.update(func_runtime_files())
+        ctx.files["runtime-requirements.txt"] = f"# the Knative Functions middleware\n{FUNC_PYTHON}\n".encode()
+        ships_runtime = False
     if ships_runtime:
         ctx.files.update(runtime_files())
         ctx.files["runtime-requirements.txt"] = code.runtime_requirements(RUNTIME_DISTRIBUTIONS).encode()
     workdir = PurePosixPath(*tree.workdir.parts) if tree.workdir.parts else PurePosixPath(".")
-    if workload == "function":
+    if workload == "func":
+        text = containerfile.func_project(base_image, python, target)
+    elif workload == "function":
         text = containerfile.function(base_image, python, workdir, target, drain_seconds)
     else:
         text = containerfile.container(base_image, python, workdir, command, ships_runtime)

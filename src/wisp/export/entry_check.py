@@ -4,6 +4,7 @@ directory as its working directory and the manifest's plain env values: as `wisp
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -46,3 +47,26 @@ def check_entry_point(code_dir: Path, target: str, env: Mapping[str, str]) -> st
         return str(answer["signature"])
     reason = answer.get("error") or (done.stderr.strip().splitlines() or ["exited " + str(done.returncode)])[-1]
     raise EntryPointError(f"{target} does not import in {code_dir}: {reason}")
+
+
+def check_func_project(project: Path, invoke: str) -> str:
+    """A Knative Functions project's `function` package must parse and export `new` or `handle`. Read, not
+    imported: it imports what the project's own environment holds (made by `wisp up` or the image build)."""
+    init = project / "function" / "__init__.py"
+    if not init.is_file():
+        raise EntryPointError(f"{project}: no function/__init__.py (a Knative Functions project's package)")
+    try:
+        tree = ast.parse(init.read_bytes(), filename=str(init))
+    except (SyntaxError, ValueError) as e:
+        raise EntryPointError(f"{init}: not valid Python: {e}") from None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            names.update(alias.asname or alias.name for alias in node.names)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    if not names & {"new", "handle"}:
+        raise EntryPointError(f"{init}: the function package exports neither new nor handle")
+    return f"func-python {invoke}"

@@ -21,14 +21,15 @@ from typing import Any
 
 import yaml
 
+from wisp.api import func_project
 from wisp.api.errors import FieldError, ManifestError
 from wisp.api.loader import LoadedDoc, load_paths
 from wisp.export import checks
 from wisp.export.addresses import Addresses
 from wisp.export.code import CodeError
 from wisp.export.containerfile import DEFAULT_BASE_IMAGE, DEFAULT_PYTHON
-from wisp.export.context import TARGET, BuildContext, build_context
-from wisp.export.entry_check import EntryPointError, check_entry_point
+from wisp.export.context import TARGET, BuildContext, build_context, is_func_project
+from wisp.export.entry_check import EntryPointError, check_entry_point, check_func_project
 from wisp.export.options import ExportOptions
 from wisp.export.translate import CodeUse, Translated, custom_domains, local_kafka, translate
 from wisp.types import Resource
@@ -100,16 +101,20 @@ def _contexts(uses: list[tuple[LoadedDoc, CodeUse]], options: ExportOptions, bas
         if ctx is None:
             if not use.code_dir.is_dir():
                 raise ManifestError([FieldError(use.path, f"{use.code_dir} is not a directory")], doc.where)
-            if use.workload == "function" and not TARGET.match(use.target):
+            func = use.workload == "function" and is_func_project(use.code_dir)
+            if use.workload == "function" and not func and not TARGET.match(use.target):
                 raise ManifestError([FieldError(use.path, f"function target {use.target!r} must look like "
                                                           "'module:function'")], doc.where)
             name = use.service if use.service not in taken else f"{use.service}-{use.namespace}"
             taken.add(name)
             try:
-                signature = ""
-                if use.workload == "function":
+                signature, workload, target = "", use.workload, use.target
+                if func:
+                    workload, target = "func", _invoke(use.code_dir)
+                    signature = check_func_project(use.code_dir, target)
+                elif use.workload == "function":
                     signature = check_entry_point(use.code_dir, use.target, use.env)
-                ctx = build_context(name, use.code_dir, use.top, use.workload, target=use.target,
+                ctx = build_context(name, use.code_dir, use.top, workload, target=target,
                                     command=use.command, drain_seconds=use.drain_seconds, base_image=base_image,
                                     python=python)
             except (EntryPointError, CodeError) as e:
@@ -121,6 +126,12 @@ def _contexts(uses: list[tuple[LoadedDoc, CodeUse]], options: ExportOptions, bas
     return list(by_key.values())
 
 
+def _invoke(project: Path) -> str:
+    """func.yaml's `invoke` (checked by the loader when it read the project)."""
+    doc = yaml.safe_load((project / "func.yaml").read_text(encoding="utf-8"))
+    return str(func_project.invoke(doc if isinstance(doc, dict) else {}))
+
+
 def _file_names(docs: list[LoadedDoc]) -> dict[str, str]:
     """Each manifest file's output name: its own, prefixed with its directory's name where two collide."""
     sources = sorted({d.source for d in docs})
@@ -128,7 +139,8 @@ def _file_names(docs: list[LoadedDoc]) -> dict[str, str]:
     used: set[str] = set()
     for source in sources:
         path = Path(source)
-        name = f"{path.stem}.yaml"
+        # A Knative Functions project's func.yaml becomes the project's Service: named after the project.
+        name = f"{path.parent.name}.yaml" if path.name == "func.yaml" else f"{path.stem}.yaml"
         if name in used:
             name = f"{path.parent.name}-{path.stem}.yaml"
         while name in used:

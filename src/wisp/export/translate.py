@@ -117,6 +117,9 @@ def translate(doc: LoadedDoc, addresses: Addresses) -> Translated:
         out.notes.append(f"Broker {res['metadata']['name']}: the Kafka class needs Knative's Kafka broker "
                          "installed, its config ConfigMap naming the cluster's Kafka")
     _sinks(res, addresses, errors)
+    template = res.get("spec", {}).get("template") if isinstance(res.get("spec"), dict) else None
+    if isinstance(template, dict) and template.get("metadata") == {}:
+        template.pop("metadata")
     if errors:
         raise ManifestError(errors, doc.where)
     out.docs.insert(0, res)
