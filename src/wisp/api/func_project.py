@@ -11,7 +11,9 @@ serving/workloads/function.py for how the func-python middleware serves it).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -32,6 +34,10 @@ INVOKES = ("http", "cloudevent")
 # Knative Functions' defaults (knative/func pkg/knative/deployer.go).
 LIVENESS_ENDPOINT, READINESS_ENDPOINT = "/health/liveness", "/health/readiness"
 MAX_ERRORS = 50  # a badly wrong file is refused with the first ones, not thousands
+# A digest of the project's files on the revision template: changed code makes a new Revision, as a new image
+# digest does for `func deploy`. Hidden files and folders (.git, .venv, ...) and bytecode are left out.
+SOURCE_DIGEST_ANNOTATION = "wisp.dev/func-source-digest"
+MAX_SOURCE_FILES, MAX_SOURCE_BYTES = 10_000, 256 * 1024 * 1024
 
 _AUTOSCALING = "autoscaling.knative.dev/"
 _SCALE_ANNOTATIONS = {
@@ -79,7 +85,10 @@ def schema_errors(doc: object) -> list[FieldError]:
         found.extend(_field_errors(error))
         if len(found) >= MAX_ERRORS:
             break
-    return sorted(set(found), key=lambda e: (e.path, e.message))[:MAX_ERRORS]
+    # A value of the wrong type is only that: not also outside the enum or the pattern of the right type.
+    mistyped = {e.path for e in found if e.message.startswith("must be of type ")}
+    kept = {e for e in found if e.path not in mistyped or e.message.startswith("must be of type ")}
+    return sorted(kept, key=lambda e: (e.path, e.message))[:MAX_ERRORS]
 
 
 def _path(parts: Any) -> str:
@@ -118,9 +127,34 @@ def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
     return [FieldError(path, message)]
 
 
-def to_resources(doc: Mapping[str, Any], directory: Path, environ: Mapping[str, str]) -> list[Resource]:
+def source_digest(directory: Path) -> str:
+    """sha256 over the project's files (relative path and content), without hidden entries and bytecode."""
+    digest = hashlib.sha256()
+    count = size = 0
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        for name in sorted(files):
+            if name.startswith(".") or name.endswith((".pyc", ".pyo")):
+                continue
+            path = Path(root) / name
+            count += 1
+            if count > MAX_SOURCE_FILES:
+                raise ManifestError([FieldError("", f"the project has more than {MAX_SOURCE_FILES} files")])
+            try:
+                content = path.read_bytes() if path.is_file() else b""
+            except OSError as exc:
+                raise ManifestError([FieldError("", f"cannot read {path}: {exc.strerror or exc}")]) from exc
+            size += len(content)
+            if size > MAX_SOURCE_BYTES:
+                raise ManifestError([FieldError("", f"the project is larger than {MAX_SOURCE_BYTES >> 20} MiB")])
+            digest.update(str(path.relative_to(directory)).encode() + b"\0" + content + b"\0")
+    return digest.hexdigest()
+
+
+def to_resources(doc: Mapping[str, Any], directory: Path, environ: Mapping[str, str],
+                 digest: str | None = None) -> list[Resource]:
     """The Service (and a Trigger per `deploy.subscriptions` entry) for a checked func.yaml; ManifestError
-    for what wisp cannot run, naming the field."""
+    for what wisp cannot run, naming the field. `digest` (of the project's files) goes on the template."""
     errors: list[FieldError] = []
     runtime = doc.get("runtime")
     if runtime is None:
@@ -140,7 +174,7 @@ def to_resources(doc: Mapping[str, Any], directory: Path, environ: Mapping[str, 
         errors.append(FieldError("run.kafka", "not supported by wisp yet: apply a KafkaSource whose sink is "
                                               "this function instead"))
     env, env_from = _envs(run.get("envs") or [], environ, errors)
-    labels = _labels(deploy.get("labels") or [], environ, errors)
+    labels = _labels(deploy.get("labels") or [])
     if errors:
         raise ManifestError(errors)
     assert isinstance(name, str)
@@ -151,6 +185,8 @@ def to_resources(doc: Mapping[str, Any], directory: Path, environ: Mapping[str, 
     options: Mapping[str, Any] = deploy.get("options") or {}
     template_annotations = {**annotations, **_scale_annotations(options.get("scale") or {}),
                             WORKLOAD_CLASS_ANNOTATION: "function"}
+    if digest is not None:
+        template_annotations[SOURCE_DIGEST_ANNOTATION] = digest
     health: Mapping[str, Any] = deploy.get("healthEndpoints") or {}
     container: dict[str, Any] = {
         "image": "./",  # the project directory, resolved against the manifest-dir annotation
@@ -247,19 +283,8 @@ def _envs(envs: list[Mapping[str, Any]], environ: Mapping[str, str],
     return env, env_from
 
 
-def _labels(labels: list[Mapping[str, Any]], environ: Mapping[str, str], errors: list[FieldError]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for i, label in enumerate(labels):
-        value = str(label.get("value") or "")
-        parts = _reference(value)
-        if parts is not None:
-            if len(parts) != 2 or parts[0] != "env" or parts[1] not in environ:
-                errors.append(FieldError(f"deploy.labels[{i}].value", "must be a value or {{ env:NAME }} naming a "
-                                                                      "set local environment variable"))
-                continue
-            value = environ[parts[1]]
-        found[str(label["key"])] = value
-    return found
+def _labels(labels: list[Mapping[str, Any]]) -> dict[str, str]:
+    return {str(label["key"]): str(label.get("value") or "") for label in labels}
 
 
 def _triggers(service: str, namespace: str, subscriptions: list[Mapping[str, Any]]) -> list[Resource]:
@@ -291,6 +316,6 @@ def load(directory: Path, environ: Mapping[str, str]) -> list[Resource]:
         raise ManifestError([FieldError("", f"not UTF-8 text: {exc.reason} at byte {exc.start}")], where) from exc
     doc = parse(text, where)
     try:
-        return to_resources(doc, directory.resolve(), environ)
+        return to_resources(doc, directory.resolve(), environ, source_digest(directory))
     except ManifestError as exc:
         raise ManifestError(exc.errors, where) from None
