@@ -36,6 +36,7 @@ from wisp.control.api import VirtualKinds, build_api
 from wisp.control.conditions import get_condition
 from wisp.control.controller import Controller, Enqueue
 from wisp.control.eventing.assembly import Eventing
+from wisp.control.k8s_surface import KubernetesSurface
 from wisp.control.kafka_cluster import KafkaCluster
 from wisp.control.serving import ServingReconciler
 from wisp.control.serving_builders import Network
@@ -160,6 +161,9 @@ class Daemon:
         # The web console at the control API's root; it reads running state through these callables.
         self.console = Console(ConsoleSources(self.store, dataplane_readings(self.dataplane),
                                               lambda ns: views.pods(self.dataplane, ns), self._source_states, clock))
+        # What kubectl and Kubernetes clients read beside the API's verbs: discovery, OpenAPI, Tables, Events.
+        self.kube = KubernetesSurface(self.store, clock, lambda ns: views.pods(self.dataplane, ns), state / LOGS_DIR,
+                                      _version())
         self._ingress_sock: socket.socket | None = None
         self._api_sock: socket.socket | None = None
         self.controller: Controller | None = None
@@ -210,18 +214,20 @@ class Daemon:
         await self.eventing.start()
         serving = ServingReconciler(self.store, self.dataplane, self.routing, network, self.clock,
                                     extra_env=self._instance_env)
+        await self.kube.start()  # before the controller: its first reconciles are events to record
         self.controller = Controller(self.store, [serving, *self.eventing.reconcilers], enqueue)
         await self.controller.start()
         virtual = VirtualKinds(
-            list_pods=lambda ns: views.pods(self.dataplane, ns),
+            list_pods=self.kube.pods,
             list_autoscalers=lambda ns: views.autoscalers(self.dataplane, ns),
             service_logs=self._service_logs, info=self._info, metrics=self.obs.metrics.render,
         )
         self._token = token
-        api_app = build_api(self.store, virtual, token, [*self.obs.routes(), *self.console.routes()],
+        api_app = build_api(self.store, virtual, token,
+                            [*self.obs.routes(), *self.console.routes(), *self.kube.routes()],
                             ingest_token=self._ingest_token)
         await self.console.start()
-        api = _Server(self.console.gate(api_app, token), self._api_sock, 5)
+        api = _Server(self.console.gate(self.kube.wrap(api_app), token), self._api_sock, 5)
         # The ingress also speaks HTTP/2 over cleartext (prior knowledge and Upgrade: h2c): gRPC clients.
         ingress = _Server(ingress_app, self._ingress_sock, 30, http=H2cOrHttp1Protocol)
         for server in (api, ingress):
@@ -254,6 +260,7 @@ class Daemon:
         self._servers.clear()
         if self.controller is not None:
             await self.controller.stop()
+        await self.kube.stop()
         await self.dataplane.stop()
         if self.kafka is not None:
             await self.kafka.stop()
@@ -326,6 +333,9 @@ class Daemon:
 
     def _revision_changed(self, key: tuple[str, str]) -> None:
         self.console.revision_changed(key)
+        runner, decision = self.dataplane.runner(key), self.dataplane.last_decision(key)
+        if runner is not None:
+            self.kube.scale_events.changed(*key, runner.desired, decision.reason if decision is not None else "")
         if self.controller is not None:
             self.controller.enqueue(k.REVISION, key[0], key[1])
 
