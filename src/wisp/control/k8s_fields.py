@@ -35,6 +35,7 @@ def checked(kind: Kind, version: str, body: dict[str, Any], how: Directive) -> t
     pruned.update(rest)
     if not unknown:
         return body, []
+    unknown.sort()
     if how == "Strict":
         raise bad_request("strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in unknown))
     return pruned, ([] if how == "Ignore" else [f'unknown field "{path}"' for path in unknown])

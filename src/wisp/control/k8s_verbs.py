@@ -168,12 +168,14 @@ class Verbs:
         meta = body.get("metadata")
         if not isinstance(meta, dict):
             raise invalid(kind, "", [("metadata", "must be an object")])
+        generate = meta.pop("generateName", None)  # kept, once used; wisp's own apply refuses it (names are the key)
         if not meta.get("name"):
-            generate = meta.get("generateName")
             if not isinstance(generate, str) or not generate:
                 raise invalid(kind, "", [("metadata.name", "Required value: name or generateName is required")])
             meta["name"] = self._generated_name(kind, namespace or "", generate)
         resource, warnings = self._admitted(kind, request.path_params["version"], body, opts)
+        if generate:
+            resource["metadata"]["generateName"] = generate
         record_update(kind, None, resource, opts.manager, self.clock())
         try:
             created = self.store.create(kind, resource, dry_run=opts.dry_run, keep_managed_fields=True)
