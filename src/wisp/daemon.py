@@ -60,6 +60,7 @@ from wisp.serving.workloads import ProjectEnvs, make_runtime
 from wisp.serving.workloads.project_env import CACHE_DIR, ENVS_DIR
 from wisp.serving.workloads.log_rotation import LogLimits
 from wisp.serving.workloads.logs import MAX_TAIL_BYTES, follow, tail_async
+from wisp.serving.workloads.oci_engine import ContainerEngines, EnginePreference
 from wisp.store import Store, StoreError
 from wisp.store.state_dir import BROKER_DB, KAFKA_LOG, LOGS_DIR, STORE_DB
 from wisp.store.state_dir import prepare as prepare_state_dir
@@ -86,6 +87,7 @@ class DaemonOptions:
     tick_interval: float = 2.0  # the KPA's tick; Knative's is 2 s
     max_instances: int | None = None  # every revision's instances together; None: derived from memory and CPUs
     log_max_bytes: int = LogLimits.max_bytes  # per instance log, one rotated file kept
+    container_engine: EnginePreference = "auto"  # for OCI images: podman, docker, or auto (podman, else docker)
 
 
 class StartupError(Exception):
@@ -152,9 +154,11 @@ class Daemon:
         self.store = Store(state / STORE_DB, clock)
         self.routing = RoutingTable()
         machine = this_machine() if options.max_instances is None else configured_limit(options.max_instances)
+        # OCI images run through the user's podman or docker, found when the first one is needed.
+        self.containers = ContainerEngines(state, options.container_engine)
         # Knative Functions projects' environments; uv's cache beside them unless the user keeps one elsewhere.
         envs = ProjectEnvs(state / ENVS_DIR, None if os.environ.get("UV_CACHE_DIR") else state / CACHE_DIR)
-        self.dataplane = DataPlane(lambda spec: make_runtime(spec, envs), state / LOGS_DIR, clock,
+        self.dataplane = DataPlane(lambda spec: make_runtime(spec, envs, self.containers), state / LOGS_DIR, clock,
                                    self._revision_changed,
                                    tick_interval=options.tick_interval, budget=InstanceBudget(machine),
                                    log_limits=LogLimits(options.log_max_bytes))
@@ -188,6 +192,8 @@ class Daemon:
         network = Network(opts.domain, self._ingress_sock.getsockname()[1])
         self.network = network
         self._open_store()
+        # Containers a killed predecessor on this state dir left running (none ever ran here: no engine call).
+        await self.containers.remove_leftovers()
         self.obs = Observability(os.environ, self_urls=[f"http://{opts.host}:{opts.api_port}",
                                                         f"http://127.0.0.1:{opts.api_port}"],
                                  revisions=self._revision_states, sources=self._source_states)

@@ -17,7 +17,6 @@ import pytest
 
 from tests.serving.harness import running_daemon, service, write_function
 from wisp.api import kinds as k
-from wisp.serving.workloads.container import EngineRuntime
 from wisp.serving.workloads.function import FunctionRuntime
 
 TOKEN = "wisp-api-token-that-must-stay-in-the-daemon"
@@ -126,19 +125,3 @@ async def test_no_token_in_any_instance_environment(tmp_path: Path) -> None:
             assert (await client.get("/api/v1/namespaces/default/secrets", headers=auth)).status_code == 401
             assert (await client.get(f"/api/v1/namespaces/default/{k.SECRET.plural}",
                                      headers={"Authorization": f"Bearer {TOKEN}"})).status_code == 200
-
-
-@pytest.mark.usefixtures("daemon_env")
-async def test_an_oci_container_gets_no_host_environment(tmp_path: Path) -> None:
-    """PATH, HOME, ... of the daemon are for local processes; an image has its own (and gets no token)."""
-    async with running_daemon(tmp_path / "state", token=TOKEN) as h:
-        h.apply(SECRET, service("oci", "registry.example/hello:1", function=False, container={"env": ENV}))
-        await h.wait_for(k.REVISION, "default", "oci-00001", lambda r: bool(r.get("status", {}).get("conditions")))
-        runner = h.daemon.dataplane.runner(("default", "oci-00001"))
-        assert runner is not None and isinstance(runner.runtime, EngineRuntime)
-        runner.runtime.engine = "podman"  # whether one is installed or not: the command line is what matters
-        argv = runner.runtime.run_argv("oci-00001-deployment-abcde", 8080)
-        passed = {argv[i + 1].split("=", 1)[0] for i, arg in enumerate(argv) if arg == "-e"}
-        assert {"GREETING", "DB_PASSWORD", "PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"} <= passed
-        assert not passed & {"PATH", "HOME", "LANG", "VIRTUAL_ENV", "PYTHONPATH"}, passed
-        assert not passed - ALLOWED and TOKEN not in " ".join(argv)

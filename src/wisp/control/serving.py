@@ -24,6 +24,7 @@ from wisp.serving.ingress import Timeouts
 from wisp.serving.reasons import public_reason
 from wisp.serving.revision_runner import RevisionHealth, RevisionRunner
 from wisp.serving.routing import RouteEntry, RoutingTable, Target
+from wisp.serving.workloads.oci import OciRuntime
 from wisp.store import Store, StoreEvent
 from wisp.types import Clock, Resource
 
@@ -231,8 +232,13 @@ class ServingReconciler:
         if runner is not None:
             status["actualReplicas"] = runner.ready_count
             status["desiredReplicas"] = runner.desired
-        status["containerStatuses"] = [{"name": revision["spec"]["containers"][0].get("name", "user-container"),
-                                        "imageDigest": spec.image}]
+        container_status: dict[str, Any] = {"name": revision["spec"]["containers"][0].get("name", "user-container")}
+        if spec.directory is not None:
+            container_status["imageDigest"] = spec.image
+        elif runner is not None and isinstance(runner.runtime, OciRuntime) and runner.runtime.image_digest:
+            # Knative's tag-to-digest resolution: recorded once, then the revision keeps running that image.
+            container_status["imageDigest"] = runner.runtime.image_digest
+        status["containerStatuses"] = [container_status]
         conditions = _revision_conditions(health, runner, settings.scaling.min_scale)
         active = runner is not None and runner.ready_count > 0
         extra = [Condition.true("Active") if active else Condition.false("Active", "NoTraffic",

@@ -17,7 +17,7 @@ from wisp.api.names import (
     WORKLOAD_CLASS_ANNOTATION,
 )
 from wisp.control.env_expansion import expand
-from wisp.serving.workloads.types import Probe, WorkloadSpec
+from wisp.serving.workloads.types import OciOptions, Probe, WorkloadSpec
 from wisp.types import Resource
 
 # The daemon's environment that instances inherit; everything else they get is declared in the manifest.
@@ -126,6 +126,39 @@ def instance_env(
     return env
 
 
+def _recorded_digest(revision: Resource, image: str) -> str | None:
+    """The digest an earlier reconcile resolved the image to (Knative resolves a tag once per Revision)."""
+    statuses = (revision.get("status") or {}).get("containerStatuses") or []
+    digest = statuses[0].get("imageDigest") if statuses and isinstance(statuses[0], dict) else None
+    if not isinstance(digest, str) or "@sha256:" not in digest or digest == image:
+        return None
+    return digest
+
+
+def oci_options(revision: Resource, container: Mapping[str, Any]) -> OciOptions:
+    """How an OCI image's container runs: pull policy, workingDir, securityContext (validated at apply)."""
+    security = container.get("securityContext") or {}
+    capabilities = security.get("capabilities") or {}
+    user, group = security.get("runAsUser"), security.get("runAsGroup")
+    seccomp = (security.get("seccompProfile") or {}).get("type")
+    if seccomp not in (None, "RuntimeDefault", "Unconfined"):
+        raise SpecError(f"spec.containers[0].securityContext.seccompProfile.type: {seccomp} is not supported "
+                        "(RuntimeDefault or Unconfined)")
+    return OciOptions(
+        pull_policy=container.get("imagePullPolicy") or "IfNotPresent",
+        working_dir=str(container["workingDir"]) if container.get("workingDir") else None,
+        run_as_user=None if user is None else int(user),
+        run_as_group=None if group is None else int(group),
+        run_as_non_root=bool(security.get("runAsNonRoot", False)),
+        read_only_root=bool(security.get("readOnlyRootFilesystem", False)),
+        no_new_privileges=security.get("allowPrivilegeEscalation") is False,
+        cap_add=tuple(str(c) for c in capabilities.get("add") or []),
+        cap_drop=tuple(str(c) for c in capabilities.get("drop") or []),
+        seccomp_unconfined=seccomp == "Unconfined",
+        pinned=_recorded_digest(revision, str(container.get("image", ""))),
+    )
+
+
 def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
     meta = revision["metadata"]
     annotations = meta.get("annotations", {})
@@ -164,4 +197,5 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
         args=[expand(str(a), env) for a in container.get("args", [])],
         env=env, function_target=target, probe=probe,
         timeout_seconds=float(spec.get("timeoutSeconds", 300) or 300),
+        oci=OciOptions() if directory is not None else oci_options(revision, container),
     )

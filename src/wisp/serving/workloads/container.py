@@ -1,5 +1,5 @@
-"""Container-class runtimes: a local directory runs command/args as a process group; an OCI image runs
-through podman or docker when one works here (architecture.md: runtime contract, machine facts)."""
+"""Container-class runtime for a local directory: command/args run there as a process group (architecture.md:
+runtime contract, machine facts). OCI images are `oci.py`'s."""
 
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from pathlib import Path
 from wisp.serving.workloads.probe import wait_ready
 from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import WorkloadError, WorkloadSpec
-
-ENGINES = ("podman", "docker")
-ENGINE_CHECK_TIMEOUT = 15.0
 
 
 class ProcessInstance:
@@ -69,16 +66,14 @@ def _orphan_guarded(argv: list[str], cwd: Path | None, env: dict[str, str]) -> l
     return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
-async def _start_process(argv: list[str], name: str, port: int, log_path: Path, spec: WorkloadSpec,
-                         cwd: Path | None) -> ProcessInstance:
+async def start_logged(argv: list[str], name: str, log_path: Path, env: dict[str, str],
+                       cwd: Path | None) -> asyncio.subprocess.Process:
+    """`argv` as the leader of a new process group, killed if the daemon dies, output appended to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(spec.env)
-    env.setdefault("PATH", os.environ.get("PATH", os.defpath))
-    env["PORT"] = str(port)
     # Instance output may hold what the app prints of its secrets: readable by its owner only.
     with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         try:
-            proc = await asyncio.create_subprocess_exec(
+            return await asyncio.create_subprocess_exec(
                 *_orphan_guarded(argv, cwd, env), cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True,
             )
@@ -86,6 +81,14 @@ async def _start_process(argv: list[str], name: str, port: int, log_path: Path, 
             message = f"instance {name}: cannot run {argv[0]!r} in {cwd or '.'}: {e.strerror or e}"
             log.write(f"wisp: {message}\n".encode())
             raise WorkloadError(message) from None
+
+
+async def _start_process(argv: list[str], name: str, port: int, log_path: Path, spec: WorkloadSpec,
+                         cwd: Path | None) -> ProcessInstance:
+    env = dict(spec.env)
+    env.setdefault("PATH", os.environ.get("PATH", os.defpath))
+    env["PORT"] = str(port)
+    proc = await start_logged(argv, name, log_path, env, cwd)
     return ProcessInstance(name, port, proc, log_path, spec)
 
 
@@ -111,72 +114,3 @@ class ProcessRuntime:
 
     async def stop(self) -> None:
         """Nothing is shared between a container revision's instances."""
-
-
-async def find_engine() -> tuple[str | None, list[str]]:
-    """The first of podman/docker whose `info` succeeds, and why each other one cannot be used."""
-    problems: list[str] = []
-    for engine in ENGINES:
-        path = shutil.which(engine)
-        if path is None:
-            problems.append(f"{engine} is not installed")
-            continue
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                path, "info", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as e:
-            problems.append(f"{engine} cannot run: {e}")
-            continue
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), ENGINE_CHECK_TIMEOUT)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            problems.append(f"`{engine} info` did not answer within {ENGINE_CHECK_TIMEOUT:g}s")
-            continue
-        if proc.returncode == 0:
-            return path, problems
-        lines = [line.strip() for line in err.decode(errors="replace").splitlines() if line.strip()]
-        detail = lines[0] if lines else ""
-        problems.append(f"`{engine} info` failed ({detail or f'exit status {proc.returncode}'})")
-    return None, problems
-
-
-class EngineRuntime:
-    """A container whose image is an OCI reference, run by podman or docker with the port published."""
-
-    def __init__(self, spec: WorkloadSpec) -> None:
-        self.spec = spec
-        self.engine: str | None = None
-
-    async def start(self) -> None:
-        engine, problems = await find_engine()
-        if engine is None:
-            raise WorkloadError(
-                f"image {self.spec.image} needs a container engine (podman or docker); "
-                f"none is installed and working: {'; '.join(problems)}"
-            )
-        self.engine = engine
-
-    def run_argv(self, name: str, port: int) -> list[str]:
-        """`<engine> run` for one instance: Knative's command overrides the entrypoint, args the cmd."""
-        assert self.engine is not None
-        spec = self.spec
-        argv = [self.engine, "run", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:{port}"]
-        for key, value in {**spec.env, "PORT": str(port)}.items():
-            if key not in spec.host_env:
-                argv += ["-e", f"{key}={value}"]
-        if spec.command:
-            argv += ["--entrypoint", spec.command[0]]
-        return [*argv, spec.image, *spec.command[1:], *spec.args]
-
-    async def spawn(self, name: str, port: int, log_path: Path) -> ProcessInstance:
-        if self.engine is None:
-            raise WorkloadError(f"revision {self.spec.revision}: the container engine is not started")
-        # The engine client forwards SIGTERM to the container (sig-proxy): draining works as for a process.
-        return await _start_process(self.run_argv(name, port), name, port, log_path, self.spec, None)
-
-    async def stop(self) -> None:
-        """Instances are removed by `run --rm` when they stop."""

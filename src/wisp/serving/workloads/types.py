@@ -23,6 +23,25 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class OciOptions:
+    """How an OCI image's container runs, from the Revision's container spec (Kubernetes' meaning)."""
+
+    pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
+    working_dir: str | None = None
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool = False
+    read_only_root: bool = False
+    no_new_privileges: bool = False  # allowPrivilegeEscalation: false
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    seccomp_unconfined: bool = False
+    # The digest recorded in the Revision's status earlier: it runs that image even if the tag moved since.
+    # Not part of equality: recording it must not restart the revision's instances.
+    pinned: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class WorkloadSpec:
     """Everything needed to run instances of one revision."""
 
@@ -40,6 +59,7 @@ class WorkloadSpec:
     function_target: str = "main:handle"
     probe: Probe = Probe()
     timeout_seconds: float = 300  # drain budget on SIGTERM
+    oci: OciOptions = OciOptions()  # used only when the image is an OCI reference (directory is None)
 
 
 class Instance(Protocol):
