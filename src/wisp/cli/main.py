@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,7 @@ from wisp.api import kinds
 from wisp.api.errors import ManifestError, UnknownKindError
 from wisp.api.kinds import Kind
 from wisp.api.loader import LoadedDoc, load_paths, load_text
-from wisp.cli import export_commands, render
+from wisp.cli import export_commands, kubeconfig, render
 from wisp.cli.client import DEFAULT_API, ApiClient, ApiError, DaemonUnreachable, send_event
 from wisp.types import Clock, Resource
 
@@ -134,15 +135,8 @@ def make_app(clock: Clock = time.time) -> typer.Typer:
             typer.Option("--max-instances", min=1,
                          help="Instances of all revisions together (default: from memory and CPUs)."),
         ] = None,
-        container_engine: Annotated[
-            str,
-            typer.Option("--container-engine", envvar="WISP_CONTAINER_ENGINE",
-                         help="What runs OCI images: podman, docker, or auto (podman, else docker)."),
-        ] = "auto",
     ) -> None:
         """Run the wisp daemon in the foreground until Ctrl-C."""
-        if container_engine not in ("auto", "podman", "docker"):
-            raise _fail(f"error: --container-engine must be auto, podman or docker, not {container_engine!r}")
         # Imported here so every other command works (and starts fast) without the daemon's dependencies;
         # by name, because the daemon module is written in parallel with this one.
         try:
@@ -154,7 +148,7 @@ def make_app(clock: Clock = time.time) -> typer.Typer:
 
         options = daemon.DaemonOptions(
             paths=list(paths or []), port=port, api_port=api_port, state_dir=state_dir, host=host, kafka=kafka,
-            max_instances=max_instances, container_engine=container_engine,
+            max_instances=max_instances,
         )
         raise typer.Exit(daemon.run(options))
 
@@ -297,6 +291,31 @@ def make_app(clock: Clock = time.time) -> typer.Typer:
         raise _fail(f"error: the broker answered {line}", *(response.text.strip().splitlines()[:20]))
 
     export_commands.register(app)  # wisp export / wisp build: no daemon involved
+    @app.command("kubeconfig")
+    def kubeconfig_command(
+        ctx: typer.Context,
+        merge: Annotated[bool, typer.Option("--merge", help="Write the context into $KUBECONFIG's first file "
+                                                             "(or ~/.kube/config) instead of printing it.")] = False,
+        name: Annotated[str, typer.Option("--name", help="The cluster, user and context name.")] = "wisp",
+        namespace: NamespaceOpt = "default",
+        use: Annotated[bool, typer.Option("--use/--no-use", help="Make it the current context when merging.")] = True,
+    ) -> None:
+        """A kubeconfig context for this daemon (with its bearer token when one is set), for kubectl and client
+        libraries."""
+        settings = _settings(ctx)
+        config = kubeconfig.build(settings.api, settings.token, name, namespace)
+        if not merge:
+            typer.echo(kubeconfig.dump(config), nl=False)
+            return
+        path = kubeconfig.target_path(os.environ, Path.home())
+        try:
+            merged = kubeconfig.merge(kubeconfig.load(path), config, use_context=use)
+            kubeconfig.write_private(path, kubeconfig.dump(merged))
+        except (kubeconfig.KubeconfigError, OSError) as exc:
+            raise _fail(f"error: {exc}") from None
+        typer.echo(f'context "{name}" ({settings.api}) written to {path}'
+                   + ("; it is the current context" if use else ""))
+
     return app
 
 
