@@ -135,8 +135,15 @@ def make_app(clock: Clock = time.time) -> typer.Typer:
             typer.Option("--max-instances", min=1,
                          help="Instances of all revisions together (default: from memory and CPUs)."),
         ] = None,
+        container_engine: Annotated[
+            str,
+            typer.Option("--container-engine", envvar="WISP_CONTAINER_ENGINE",
+                         help="What runs OCI images: podman, docker, or auto (podman, else docker)."),
+        ] = "auto",
     ) -> None:
         """Run the wisp daemon in the foreground until Ctrl-C."""
+        if container_engine not in ("auto", "podman", "docker"):
+            raise _fail(f"error: --container-engine must be auto, podman or docker, not {container_engine!r}")
         # Imported here so every other command works (and starts fast) without the daemon's dependencies;
         # by name, because the daemon module is written in parallel with this one.
         try:
@@ -148,7 +155,7 @@ def make_app(clock: Clock = time.time) -> typer.Typer:
 
         options = daemon.DaemonOptions(
             paths=list(paths or []), port=port, api_port=api_port, state_dir=state_dir, host=host, kafka=kafka,
-            max_instances=max_instances,
+            max_instances=max_instances, container_engine=container_engine,
         )
         raise typer.Exit(daemon.run(options))
 
