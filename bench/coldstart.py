@@ -17,6 +17,16 @@ Side by side in the same run:
     the container class is the time *added* over that (paired per round, median of the differences).
 Targets: function cold p50 <= 15 ms, p99 <= 50 ms; container added <= 20 ms. 127.0.0.1 only, every wait
 bounded, every process started here stopped at the end.
+
+OCI images (--oci N, default 2; 0 skips): N Services of a tiny image (the same server, python3 from Debian) at
+`initial-scale: 0` on their own `wisp up`, scale from zero → first response, each paired with a plain `podman
+run --network host` of the image to its first response; target: wisp adds <= 20 ms. Podman runs as configured
+in this environment (CONTAINERS_CONF where podman needs it).
+
+Knative Functions (--knative-functions N, default 4; 0 skips): N projects made from the vendored http template,
+served by a second `wisp up` on their folder, scale from zero → first response over N × rounds samples, beside
+the project's `service/main.py` equivalent (func-python under hypercorn, in the environment wisp made for the
+project) from spawn to first response. Targets: cold p50 <= 15 ms and >= 10x faster than func-python's start.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import http.client
 import json
 import math
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -39,10 +50,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import wisp.api
+from wisp.api.func_project import FUNC_YAML
 from wisp.net import free_port
 
 BIN = Path(sys.executable).parent
 FUNCTION_P50_TARGET_MS, FUNCTION_P99_TARGET_MS, CONTAINER_ADDED_TARGET_MS = 15.0, 50.0, 20.0
+FUNC_P50_TARGET_MS, FUNC_RATIO_TARGET = 15.0, 10.0  # Knative Functions: cold p50, and vs func-python's own start
 
 FUNCTION = '''
 def handle(request):
@@ -266,6 +280,151 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.1f} ms"
 
 
+# Knative Functions: the image `func deploy` builds runs the project's `service/main.py`, which serves `new`
+# from the `function` package with func-python (hypercorn inside). This is that, in the project's own
+# environment (the one wisp made), listening where the bench says.
+FUNC_PYTHON_MAIN = textwrap.dedent('''
+    import os
+    os.environ["LISTEN_ADDRESS"] = "127.0.0.1:" + os.environ["PORT"]
+    from func_python.http import serve
+    from function import new
+    serve(new)
+''')
+
+
+def knative_functions(services: int, rounds: int, baseline_runs: int, warm_requests: int) -> None:
+    """The http template of Knative Functions as `wisp up` serves the project: scale from zero → first
+    response, beside func-python under hypercorn started the way the cluster's image starts it."""
+    templates = Path(wisp.api.__file__).parent / "reference" / "func-templates"
+    names = [f"kfunc-{i}" for i in range(services)]
+    with tempfile.TemporaryDirectory(prefix="wisp-coldstart-kfunc-") as tmp:
+        workdir = Path(tmp)
+        manifests = workdir / "manifests"
+        manifests.mkdir()
+        (manifests / "autoscaler.yaml").write_text(autoscaler_config(
+            {"allow-zero-initial-scale": "true", "stable-window": "6s", "scale-to-zero-grace-period": "1s"}))
+        for name in names:
+            shutil.copytree(templates / "http", manifests / name)
+            (manifests / name / FUNC_YAML).write_text(textwrap.dedent(f"""\
+                specVersion: 0.36.0
+                name: {name}
+                runtime: python
+                created: 2026-11-30T10:00:00Z
+                deploy:
+                  annotations:
+                    autoscaling.knative.dev/initial-scale: "0"
+                """))
+        print(f"\nKnative Functions: {services} projects from the http template (first start makes the project's "
+              "environment with uv) ...")
+        cold: list[float] = []
+        warm: list[float] = []
+        with wisp_up(manifests, workdir, names, timeout=600) as d:
+            environments = sorted((workdir / "state" / "func-envs").glob("*/bin/python"))
+            if len(environments) != 1:
+                raise SystemExit(f"bench: expected one project environment, found {environments}")
+            for round_ in range(1, rounds + 1):
+                waited = wait_all_at_zero(d, [f"{n}-00001" for n in names])
+                for name in names:
+                    first, warm_ = cold_then_warm(d, name, warm_requests)
+                    cold.append(first)
+                    warm.append(statistics.median(warm_))
+                print(f"round {round_}/{rounds} (waited {waited:4.1f} s for zero): cold "
+                      + " ".join(f"{c * 1000:.1f}" for c in cold[-len(names):]) + " ms")
+        print(f"func-python under hypercorn, the project's environment, spawn → first response, {baseline_runs} "
+              "runs ...")
+        middleware = [first_response_after_spawn([str(environments[0]), "-c", FUNC_PYTHON_MAIN],
+                                                 manifests / names[0], {"PATH": os.environ.get("PATH", os.defpath)},
+                                                 free_port())
+                      for _ in range(baseline_runs)]
+    p50, p99 = statistics.median(cold), percentile(cold, 99)
+    base = statistics.median(middleware)
+    met = p50 * 1000 <= FUNC_P50_TARGET_MS and base / p50 >= FUNC_RATIO_TARGET
+    print(f"Knative Functions http template, scale from zero → first response ({len(cold)} samples)")
+    print(f"  wisp cold        p50 {ms(p50)}   p99 {ms(p99)}   min {ms(min(cold))}")
+    print(f"  wisp warm        p50 {ms(statistics.median(warm))}")
+    print(f"  func-python      p50 {ms(base)}   p99 {ms(percentile(middleware, 99))}   "
+          f"(hypercorn, as the cluster's image starts it; {len(middleware)} runs)")
+    print(f"  ratio func-python/wisp cold {base / p50:.1f}x; targets p50 <= {FUNC_P50_TARGET_MS:g} ms and "
+          f">= {FUNC_RATIO_TARGET:g}x: {'MET' if met else 'MISSED'}")
+
+
+# OCI (--oci N, default 2; 0 skips): the same tiny server in an image built FROM the tests' Debian base image
+# (tests/oci_images.py; needs podman, and mmdebstrap the first time), served by their own `wisp up` through the
+# user's podman exactly as configured in this environment (set CONTAINERS_CONF where podman needs it).
+OCI_IMAGE = "localhost/wisp-bench-oci-server:1"
+
+
+def podman_run_first_response(podman: str, image: str, port: int, timeout: float = 60.0) -> float:
+    """`podman run` of the image as a user would run it on the host network, spawn → its first 200."""
+    name = f"wisp-bench-direct-{port}"
+    started = time.perf_counter()
+    proc = subprocess.Popen([podman, "run", "--rm", "--name", name, "--network", "host", "-e", f"PORT={port}", image],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                status, _ = get(port, "127.0.0.1")
+            except OSError:
+                if proc.poll() is not None:
+                    raise SystemExit(f"bench: podman run {image} exited with {proc.returncode}") from None
+                time.sleep(0.0005)
+                continue
+            if status != 200:
+                raise SystemExit(f"bench: podman run {image} answered {status}")
+            return time.perf_counter() - started
+        raise SystemExit(f"bench: podman run {image} did not answer within {timeout:g}s")
+    finally:
+        subprocess.run([podman, "rm", "-f", "-t", "0", name], capture_output=True, timeout=60, check=False)
+        proc.wait(30)
+
+
+def oci_images(services: int, rounds: int) -> None:
+    """Scale from zero → first response of an OCI revision, paired per sample with a plain `podman run` of the
+    same image; wisp's figure is the time it adds (median of the paired differences)."""
+    podman = shutil.which("podman")
+    if podman is None:
+        raise SystemExit("bench: the OCI case needs podman (or pass --oci 0)")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.oci_images import build_image
+
+    print(f"\nOCI images: building {OCI_IMAGE} from the Debian base image ...")
+    build_image(OCI_IMAGE, {"Containerfile": 'FROM {base}\nCOPY server.py /server.py\nCMD ["python3", "/server.py"]\n',
+                            "server.py": CONTAINER}, os.environ)
+    names = [f"cold-oci-{i}" for i in range(services)]
+    direct: list[float] = []
+    cold: list[float] = []
+    added: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="wisp-coldstart-oci-") as tmp:
+        workdir = Path(tmp)
+        zero = {"autoscaling.knative.dev/initial-scale": "0"}
+        docs = [autoscaler_config({"allow-zero-initial-scale": "true", "stable-window": "6s",
+                                   "scale-to-zero-grace-period": "1s"})]
+        docs += [service_yaml(n, OCI_IMAGE, False, zero, {}, {}) for n in names]
+        manifest = workdir / "oci.yaml"
+        manifest.write_text("\n---\n".join(docs) + "\n")
+        with wisp_up(manifest, workdir, names) as d:
+            for round_ in range(1, rounds + 1):
+                waited = wait_all_at_zero(d, [f"{n}-00001" for n in names])
+                for name in names:
+                    plain = podman_run_first_response(podman, OCI_IMAGE, free_port())
+                    first, _ = cold_then_warm(d, name, 0)
+                    direct.append(plain)
+                    cold.append(first)
+                    added.append(first - plain)
+                print(f"round {round_}/{rounds} (waited {waited:4.1f} s for zero): podman run "
+                      + " ".join(f"{c * 1000:.1f}" for c in direct[-len(names):]) + " ms; wisp from zero "
+                      + " ".join(f"{c * 1000:.1f}" for c in cold[-len(names):]) + " ms")
+    extra = statistics.median(added)
+    print(f"OCI image, scale from zero → first response ({len(cold)} samples, paired with a plain podman run)")
+    print(f"  podman run       p50 {ms(statistics.median(direct))}   p99 {ms(percentile(direct, 99))}   "
+          "(spawn → first response, host network, no wisp)")
+    print(f"  wisp from zero   p50 {ms(statistics.median(cold))}   p99 {ms(percentile(cold, 99))}")
+    print(f"  added by wisp    p50 {ms(extra)}   max {ms(max(added))}   target <= {CONTAINER_ADDED_TARGET_MS:g} ms: "
+          f"{'MET' if extra * 1000 <= CONTAINER_ADDED_TARGET_MS else 'MISSED'}; "
+          f"ratio wisp/podman run {statistics.median(cold) / statistics.median(direct):.2f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -273,6 +432,9 @@ def main() -> int:
     parser.add_argument("--containers", type=int, default=2, help="container Services (samples per round)")
     parser.add_argument("--baseline-runs", type=int, default=10)
     parser.add_argument("--warm", type=int, default=30, help="warm requests after each cold one")
+    parser.add_argument("--oci", type=int, default=2, help="OCI image Services (podman) per round; 0 skips the case")
+    parser.add_argument("--knative-functions", type=int, default=4,
+                        help="Knative Functions projects (http template) per round; 0 skips the case")
     args = parser.parse_args()
 
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs "
@@ -335,6 +497,10 @@ def main() -> int:
               f"target <= {CONTAINER_ADDED_TARGET_MS:g} ms: "
               f"{'MET' if added * 1000 <= CONTAINER_ADDED_TARGET_MS else 'MISSED'}; "
               f"ratio wisp/direct {statistics.median(ctr_cold) / statistics.median(ctr_direct):.2f}x")
+    if args.knative_functions:
+        knative_functions(args.knative_functions, args.rounds, args.baseline_runs, args.warm)
+    if args.oci:
+        oci_images(args.oci, args.rounds)
     return 0
 
 

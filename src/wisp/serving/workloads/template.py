@@ -367,7 +367,9 @@ def _knative_function(invoke: str) -> Any:
     sys.path and out of the environment, so the project imports only what its environment holds. `new()`
     runs here, once: each instance is a fork of the object it made."""
     _preload()
-    uvicorn.Config(_no_app, lifespan="on").load()
+    machinery = uvicorn.Config(_no_app, lifespan="on")
+    machinery.load()
+    machinery.get_loop_factory()  # uvloop, when installed: imported now, while wisp's packages are on the path
     hidden = set(filter(None, os.environ.pop("PYTHONPATH", "").split(os.pathsep)))
     sys.path[:] = [p for p in sys.path if p not in hidden]
     function = importlib.import_module("function")
