@@ -216,7 +216,8 @@ class Daemon:
         self.eventing = Eventing(self.store, SinkResolver(self.store, network), self.kafka,
                                  Deliverer(local=LocalClient(ingress_app, network.port)), brokers,
                                  BrokerLog(opts.state_dir / BROKER_DB), enqueue, self.clock, tracer=self.obs.tracer,
-                                 hosts=host_apps, max_body_bytes=opts.body_limit)
+                                 hosts=host_apps, max_body_bytes=opts.body_limit,
+                                 logs_dir=opts.state_dir / LOGS_DIR)
         await self.eventing.start()
         serving = ServingReconciler(self.store, self.dataplane, self.routing, network, self.clock,
                                     extra_env=self._instance_env)

@@ -40,6 +40,8 @@ _BODIES: dict[str, dict[str, Any]] = {
                                           "name": "orders"}, "subscriber": _SINK}},
     "Sequence": {"spec": {"steps": [_SINK]}},
     "Parallel": {"spec": {"branches": [{"subscriber": _SINK}]}},
+    "ContainerSource": {"spec": {"template": {"spec": {"containers": [{"name": "beat", "image": "./beat"}]}},
+                                 "sink": _SINK}},
     "Secret": {"stringData": {"token": "s3cr3t-value"}},
     "ConfigMap": {"data": {"greeting": "hello"}},
     "Namespace": {},

@@ -228,6 +228,16 @@ _BASES: dict[str, Resource] = {
             "reply": _SINK,
         },
     },
+    "ContainerSource": {
+        "apiVersion": "sources.knative.dev/v1",
+        "kind": "ContainerSource",
+        "metadata": _meta("heartbeat"),
+        "spec": {
+            "template": {"metadata": {"labels": {"app": "beat"}}, "spec": _pod_spec()},
+            "sink": _SINK,
+            "ceOverrides": {"extensions": {"team": "a"}},
+        },
+    },
     "Secret": {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -178,10 +178,24 @@ def _parallel(res: Resource, namespace: str, config: ChannelDefaults) -> None:
     _destination(spec.get("reply"), namespace)
 
 
+def _container_source(res: Resource, namespace: str, config: ChannelDefaults) -> None:
+    spec = _mapping(res, "spec")
+    if spec is None:
+        return
+    _destination(spec.get("sink"), namespace)
+    pod = _mapping(_mapping(spec, "template") or {}, "spec")
+    containers = (pod or {}).get("containers")
+    for i, container in enumerate(containers if isinstance(containers, list) else []):
+        # Knative names an unnamed container `{source}-{i}`.
+        if isinstance(container, dict) and container.get("name") in (None, ""):
+            container["name"] = f"{res['metadata'].get('name', '')}-{i}"
+
+
 FLOW_DEFAULTERS: dict[tuple[str, str], Callable[[Resource, str, ChannelDefaults], None]] = {
     ("messaging.knative.dev", "InMemoryChannel"): _in_memory_channel,
     ("messaging.knative.dev", "Channel"): _channel,
     ("messaging.knative.dev", "Subscription"): _subscription,
     ("flows.knative.dev", "Sequence"): _sequence,
     ("flows.knative.dev", "Parallel"): _parallel,
+    ("sources.knative.dev", "ContainerSource"): _container_source,
 }

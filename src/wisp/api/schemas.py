@@ -38,6 +38,7 @@ _CRD_FILES = {
     kinds.SUBSCRIPTION: "eventing/subscription.yaml",
     kinds.SEQUENCE: "eventing/sequence.yaml",
     kinds.PARALLEL: "eventing/parallel.yaml",
+    kinds.CONTAINER_SOURCE: "eventing/containersource.yaml",
 }
 
 # -- Kubernetes types --------------------------------------------------------------------------------------
@@ -153,6 +154,11 @@ def _complete(kind: Kind, schema: Schema) -> Schema:
         _add(out, ("spec", "steps", "[]", "delivery"), **delivery)
     elif kind is kinds.PARALLEL:
         _add(out, ("spec", "branches", "[]", "delivery"), **delivery)
+    elif kind is kinds.CONTAINER_SOURCE:
+        # The CRD leaves the pod template open; it is the pod spec a Revision has.
+        pod_spec: Schema = copy.deepcopy(_crd_schemas(kinds.REVISION)[kinds.REVISION.version]["properties"]["spec"])
+        _at(out, "spec")["properties"]["template"] = obj(metadata=OBJECT_META, spec=pod_spec)
+        _at(out, "spec", "ceOverrides")["properties"]["extensions"] = string_map()
     elif kind is kinds.KAFKA_SOURCE:
         # Fields of older KafkaSource versions (and the seed's) that wisp accepts and ignores.
         _add(out, ("spec",), selector=ANY_OBJECT, resources=ANY_OBJECT, placements=ANY_OBJECT, reply=ANY_OBJECT)

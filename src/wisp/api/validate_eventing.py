@@ -167,6 +167,11 @@ def _ce_overrides(value: object, path: str) -> Errors:
     return errs
 
 
+def ce_overrides(value: object, path: str) -> Errors:
+    """Knative's CloudEventOverrides (`ceOverrides`) of any source."""
+    return _ce_overrides(value, path)
+
+
 # -- KafkaSource ---------------------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ from wisp.api.validate_serving import (
     validate_route,
     validate_service,
 )
+from wisp.api.validate_sources import validate_container_source
 from wisp.types import Resource
 
 Validator = Callable[[Resource], list[FieldError]]
@@ -57,6 +58,7 @@ _VALIDATORS: dict[kinds.Kind, Validator] = {
     kinds.SUBSCRIPTION: validate_subscription,
     kinds.SEQUENCE: validate_sequence,
     kinds.PARALLEL: validate_parallel,
+    kinds.CONTAINER_SOURCE: validate_container_source,
     kinds.SECRET: validate_secret,
     kinds.CONFIG_MAP: validate_config_map,
     kinds.NAMESPACE: validate_namespace,

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 from wisp.control.controller import Enqueue, Reconciler
 from wisp.control.eventing.base import EventingContext, PieceReconciler
 from wisp.control.eventing.broker import BrokerReconciler
 from wisp.control.eventing.channel import ChannelReconciler
+from wisp.control.eventing.container_source import ContainerSourceReconciler
 from wisp.control.eventing.in_memory_channel import InMemoryChannelReconciler
 from wisp.control.eventing.kafka_source import KafkaSourceReconciler
 from wisp.control.eventing.parallel import ParallelReconciler
@@ -37,10 +39,11 @@ class Eventing:
     def __init__(self, store: Store, sinks: SinkResolver, kafka: KafkaCluster, deliverer: Deliverer,
                  brokers: Brokers, broker_log: BrokerLog, enqueue: Enqueue, clock: Clock,
                  tracer: SpanRecorder | None = None, hosts: MutableMapping[str, Any] | None = None,
-                 max_body_bytes: int | None = None) -> None:
+                 max_body_bytes: int | None = None, logs_dir: Path = Path("logs")) -> None:
         """`brokers` is the registry the broker ingress serves from; `enqueue` asks the controller for a
         reconcile (a KafkaSource's dispatcher reports readiness and progress through it); `hosts` is the
-        ingress's virtual-host table, where each channel is served at its address."""
+        ingress's virtual-host table, where each channel is served at its address; `logs_dir` holds the
+        output of the programs ContainerSources run."""
         ctx = EventingContext(store, sinks, clock)
         self._deliverer = deliverer
         self._broker_log = broker_log
@@ -56,15 +59,17 @@ class Eventing:
         self.subscription = SubscriptionReconciler(ctx, self.channels)
         self.sequence = SequenceReconciler(ctx)
         self.parallel = ParallelReconciler(ctx)
+        self.container_source = ContainerSourceReconciler(ctx, enqueue, logs_dir)
 
     @property
     def reconcilers(self) -> list[Reconciler]:
         return [self.kafka_source, self.broker, self.trigger, self.ping_source, self.sink_binding,
-                self.in_memory_channel, self.channel, self.subscription, self.sequence, self.parallel]
+                self.in_memory_channel, self.channel, self.subscription, self.sequence, self.parallel,
+                self.container_source]
 
     @property
     def _running(self) -> list[PieceReconciler[Any]]:
-        return [self.kafka_source, self.trigger, self.ping_source, self.in_memory_channel]
+        return [self.kafka_source, self.trigger, self.ping_source, self.in_memory_channel, self.container_source]
 
     async def start(self) -> None:
         await self._deliverer.start()
