@@ -95,5 +95,6 @@ class Addresses:
             labels = host[: -len(".localhost")].split(".")
             if len(labels) == 2:  # {name}.{namespace} (a Service, a tag route, or the broker ingress)
                 return ".".join(labels) + CLUSTER_SUFFIX
-        errors.append(FieldError(path, f"{host} is this machine; a cluster cannot reach it"))
+        errors.append(FieldError(path, f"{host} is this machine, which a cluster cannot reach; set the cluster's "
+                                       "value with --env NAME=VALUE"))
         return None

@@ -19,11 +19,16 @@ _LOCAL_IMAGE = ("./", "../", "/")
 
 def problems(doc: Resource) -> list[FieldError]:
     """Why a cluster would refuse `doc`, or what in it still points at this machine; [] when it is fine."""
-    api_version, kind_name = str(doc.get("apiVersion", "")), str(doc.get("kind", ""))
+    api_version, kind_name = doc.get("apiVersion"), doc.get("kind")
+    for field, value in (("apiVersion", api_version), ("kind", kind_name)):
+        if not isinstance(value, str) or not value:
+            return [FieldError(field, "must be a non-empty string")]
+    assert isinstance(api_version, str) and isinstance(kind_name, str)
     try:
         kind = kinds.for_manifest(api_version, kind_name)
     except UnknownKindError as e:
-        return [FieldError("apiVersion", str(e))]
+        known = any(k.kind == kind_name for k in kinds.ALL_KINDS)
+        return [FieldError("apiVersion" if known else "kind", str(e))]
     version = api_version.rpartition("/")[2]
     if version not in openapi.served_versions(kind):
         return [FieldError("apiVersion", f"{api_version} is not served by Knative's CRD (served: "
