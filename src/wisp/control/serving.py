@@ -18,8 +18,8 @@ from wisp.control.admission import CONFIG_AUTOSCALER, SYSTEM_NAMESPACE
 from wisp.control.conditions import Condition, is_ready
 from wisp.control.controller import Key, keys_of, owner_keys
 from wisp.control.status import write_status
-from wisp.control.workload_builder import SpecError, instance_env, workload_spec
-from wisp.serving.dataplane import DataPlane, RevisionSettings
+from wisp.control.workload_builder import SpecError, instance_env, workload_class, workload_spec
+from wisp.serving.dataplane import DataPlane, RevisionSettings, speaks_h2c
 from wisp.serving.ingress import Timeouts
 from wisp.serving.reasons import public_reason
 from wisp.serving.revision_runner import RevisionHealth, RevisionRunner
@@ -55,6 +55,7 @@ def revision_settings(revision: Resource, config: AutoscalerConfig, reachable: b
                           idle=float(idle) if idle else None),
         scaling=resolve_scaling(annotations, concurrency, config),
         reachable=reachable,
+        h2c=speaks_h2c(spec["containers"][0]) and workload_class(revision) == "container",
     )
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wisp.api.autoscaling import ScalingSpec
 from wisp.serving.autoscaler import Decision, RevisionAutoscaler
@@ -38,6 +39,7 @@ class RevisionSettings:
     timeouts: Timeouts
     scaling: ScalingSpec = field(default_factory=ScalingSpec)
     reachable: bool = True  # some Route targets it (control/routing_state.py)
+    h2c: bool = False  # its container port is named h2c: instances are spoken to in HTTP/2 (`speaks_h2c`)
 
     @property
     def start_scale(self) -> int:
@@ -55,6 +57,14 @@ class _Revision:
     runner: RevisionRunner
     throttler: Throttler
     autoscaler: RevisionAutoscaler | None  # None when the class is not KPA: a fixed scale
+
+
+def speaks_h2c(container: Mapping[str, Any]) -> bool:
+    """Knative's rule: a serving container whose (first) port is named `h2c` is spoken to in HTTP/2 over
+    cleartext; `http1` or no name, HTTP/1.1. wisp applies it to container instances; a function is served by
+    wisp's own HTTP/1.1 server whatever its port says."""
+    ports = container.get("ports") or []
+    return bool(ports) and isinstance(ports[0], Mapping) and ports[0].get("name") == "h2c"
 
 
 class DataPlane:
@@ -110,7 +120,7 @@ class DataPlane:
         autoscaler = RevisionAutoscaler(settings.scaling, now) if settings.scaling.supported else None
         if autoscaler is not None:
             autoscaler.reachable = settings.reachable
-        throttler = Throttler(settings.container_concurrency, settings.queue_depth)
+        throttler = Throttler(settings.container_concurrency, settings.queue_depth, h2c=settings.h2c)
         runner = RevisionRunner(
             key=key, runtime=self._runtime_factory(spec), throttler=throttler,
             log_dir=self._log_root / key[0] / key[1], clock=self._clock,
@@ -188,6 +198,7 @@ class DataPlane:
                 revision.autoscaler.reachable = settings.reachable
             self._wake.set()  # unrouted: the next tick takes it to zero; routed again: min-scale is back
         revision.settings = settings
+        revision.throttler.h2c = settings.h2c  # instances added from now on
         revision.throttler.set_capacity(settings.container_concurrency)
         revision.throttler.queue_depth = settings.queue_depth
         if revision.autoscaler is not None and settings.scaling.supported:

@@ -370,7 +370,8 @@ class H2Connection(asyncio.Protocol):
 class _Responder:
     """One stream's ASGI receive and send."""
 
-    __slots__ = ("body_done", "conn", "finished", "headers", "started", "status", "stream", "trailers")
+    __slots__ = ("body_done", "conn", "finished", "headers", "started", "status", "stream", "trailer_fields",
+                 "trailers")
 
     def __init__(self, conn: H2Connection, stream: _Stream) -> None:
         self.conn = conn
@@ -381,6 +382,7 @@ class _Responder:
         self.trailers = False
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
+        self.trailer_fields: list[tuple[bytes, bytes]] = []  # from `more_trailers` messages, sent with the last
 
     async def receive(self) -> dict[str, Any]:
         stream, conn = self.stream, self.conn
@@ -416,6 +418,8 @@ class _Responder:
             body: bytes = message.get("body", b"")
             more = bool(message.get("more_body", False))
             end = not more and not self.trailers
+            if not body and not end:
+                return  # nothing to send yet; the head waits (a trailers-only answer is one HEADERS frame)
             if self.headers:  # deferred until the first body: a small response goes out in one write
                 headers, self.headers = self.headers, []
                 conn.h2.send_headers(stream.id, headers, end_stream=end and not body)
@@ -424,17 +428,26 @@ class _Responder:
                     return
             await self._data(body, end)
         elif kind == "http.response.trailers":
+            self.trailer_fields += [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", [])
+                                    if bytes(n).lower() not in _CONNECTION_SPECIFIC]
+            more = bool(message.get("more_trailers", False))
+            if more:
+                return
+            fields = self.trailer_fields
             if self.headers:
                 headers, self.headers = self.headers, []
+                if not fields:
+                    # No body and no trailers: the head alone ends the stream (gRPC's "trailers-only" form,
+                    # whose grpc-status is in the head; an empty DATA frame after it would be an error there).
+                    conn.h2.send_headers(stream.id, headers, end_stream=True)
+                    self._finish()
+                    return
                 conn.h2.send_headers(stream.id, headers)
-            if not message.get("more_trailers", False):
-                fields = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", [])
-                          if bytes(n).lower() not in _CONNECTION_SPECIFIC]
-                if fields:
-                    conn.h2.send_headers(stream.id, fields, end_stream=True)
-                else:
-                    conn.h2.end_stream(stream.id)
-                self._finish()
+            if fields:
+                conn.h2.send_headers(stream.id, fields, end_stream=True)
+            else:
+                conn.h2.end_stream(stream.id)
+            self._finish()
 
     async def _data(self, body: bytes, end: bool) -> None:
         stream, conn = self.stream, self.conn

@@ -8,6 +8,7 @@ await, and a response that has fully arrived goes out in one body message.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from random import getrandbits
 from typing import Protocol
@@ -15,6 +16,7 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from wisp.http_client.h2_pool import request_headers
 from wisp.http_client.pool import HOP_BY_HOP, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from wisp.observability.recorder import SpanRecorder
 from wisp.observability.traceparent import start_or_continue
@@ -128,6 +130,8 @@ class _Head:
     parts: list[bytes]
     traceparent: bytes | None
     content_length: bytes | None  # as the client declared it (the server has checked it is a number)
+    scope: Scope
+    trace_header: bytes | None = None  # the traceparent this hop passes on, when traced
 
 
 def _parse_head(scope: Scope) -> _Head:
@@ -173,7 +177,7 @@ def _parse_head(scope: Scope) -> _Head:
         b"\r\nx-forwarded-proto: ", proto,
         b"\r\nforwarded: ", prior_fwd + b", " + forwarded if prior_fwd else forwarded, b"\r\n",
     )
-    return _Head(bare, parts, traceparent, content_length)
+    return _Head(bare, parts, traceparent, content_length, scope)
 
 
 def _route_form(scope: Scope) -> Scope | None:
@@ -262,8 +266,9 @@ class Ingress:
                 status = await self._proxy(receive, send, head, key, *backend)
             else:
                 # The instance sees this hop as its parent.
-                head.parts += (b"traceparent: 00-", trace.trace_id.encode(), b"-", trace.span_id.encode(),
-                               b"-01\r\n" if trace.sampled else b"-00\r\n")
+                head.trace_header = b"".join((b"00-", trace.trace_id.encode(), b"-", trace.span_id.encode(),
+                                              b"-01" if trace.sampled else b"-00"))
+                head.parts += (b"traceparent: ", head.trace_header, b"\r\n")
                 status = await self._proxy(receive, send, head, key, *backend, trace)
                 if trace.sampled:
                     tracer.record_span(trace.trace_id, trace.span_id, trace.parent, "ingress", "wisp",
@@ -332,6 +337,8 @@ class Ingress:
             await respond(send, 413, f"request body is larger than the limit of {self.body_limit} bytes",
                           [(b"connection", b"close")])
             return 413
+        if throttler.h2c:
+            return await self._proxy_h2(receive, send, head, key, throttler, timeouts, trace)
         try:
             body = await read_body(receive, self.body_limit)
         except BodyTooLarge as exc:
@@ -374,6 +381,72 @@ class Ingress:
                             **({"http.status_code": status} if status else {})},
                            kind="INTERNAL", error=f"HTTP {status}" if status else None)
         return slot
+
+    async def _proxy_h2(
+        self, receive: Receive, send: Send, head: _Head, key: RevisionKey, throttler: Throttler,
+        timeouts: Timeouts, trace: _Trace | None,
+    ) -> int:
+        """`_proxy` to instances that speak h2c: the request body streamed as it arrives (gRPC's client and
+        bidirectional streams), the response's trailers passed on to a client that takes them (HTTP/2)."""
+        deadline = time.monotonic() + timeouts.total if timeouts.total else None
+        headers = _h2_request_headers(head)
+        body = _StreamedBody(receive, self.body_limit)
+        slot: Slot | int | None = throttler.try_acquire()
+        if slot is None:
+            slot = await self._acquire_traced(send, key, throttler, deadline, trace)
+        while not isinstance(slot, int):
+            try:
+                return await self._exchange_h2(send, head.scope, headers, body, key, slot, timeouts, deadline)
+            except UpstreamUnreachable:
+                if slot.h2 is not None and slot.h2.unreachable:
+                    slot.pool.unreachable = True  # what the throttler looks at: the instance is gone
+                if body.started:  # part of the body went to the instance that failed: not sent again
+                    await respond(send, 502, f"instance of revision {key[1]} went away during the request")
+                    return 502
+            finally:
+                throttler.release(slot)
+            slot = await self._acquire_traced(send, key, throttler, deadline, trace)
+        return slot
+
+    @staticmethod
+    async def _exchange_h2(
+        send: Send, scope: Scope, headers: list[tuple[bytes, bytes]], body: _StreamedBody, key: RevisionKey,
+        slot: Slot, timeouts: Timeouts, deadline: float | None,
+    ) -> int:
+        assert slot.h2 is not None, "an h2c revision's slots have an h2c pool"
+        start_limit = _remaining(deadline)
+        if timeouts.response_start:
+            start_limit = min(start_limit or timeouts.response_start, timeouts.response_start)
+        try:
+            response = await slot.h2.request(headers, body, start_limit)
+        except UpstreamUnreachable:
+            raise
+        except UpstreamTimeout:
+            await respond(send, 504, f"revision {key[1]} did not answer within the timeout")
+            return 504
+        except UpstreamError as exc:
+            if body.too_large:
+                await respond(send, 413, f"request body is larger than the limit of {body.limit} bytes")
+                return 413
+            if body.gone:
+                return 499
+            await respond(send, 502, f"instance of revision {key[1]} failed: {exc}")
+            return 502
+        trailers = "http.response.trailers" in (scope.get("extensions") or {})
+        await send({"type": "http.response.start", "status": response.status, "trailers": trailers,
+                    "headers": [(n, v) for n, v in response.headers if n not in _RESPONSE_HOP_BY_HOP]})
+        try:
+            async for chunk in response.body(_chunk_limit(timeouts, _remaining(deadline))):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except UpstreamError:
+            raise ConnectionAbortedError(f"response from revision {key[1]} was cut short") from None
+        except BaseException:
+            response.cancel()  # the client went away: the instance stops too
+            raise
+        await send({"type": "http.response.body", "body": b""})
+        if trailers:
+            await send({"type": "http.response.trailers", "headers": response.trailers, "more_trailers": False})
+        return response.status
 
     @staticmethod
     async def _acquire(send: Send, key: RevisionKey, throttler: Throttler, deadline: float | None) -> Slot | int:
@@ -423,6 +496,72 @@ class Ingress:
             raise ConnectionAbortedError(f"response from revision {key[1]} was cut short") from None
         await send({"type": "http.response.body", "body": b""})
         return response.status
+
+
+class _StreamedBody:
+    """The client's request body as an async iterator, at most `limit` bytes, for the h2c pool to stream."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.started = False
+        self.too_large = False
+        self.gone = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.started = True
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.gone = True
+                raise ConnectionResetError("client went away")
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                self.too_large = True
+                raise BodyTooLarge(f"request body is larger than the limit of {self.limit} bytes")
+            yield chunk
+            if not message.get("more_body", False):
+                return
+
+
+# Request headers an h2c instance is not given as the client sent them (`te: trailers` is kept: gRPC needs it).
+_H2_NOT_COPIED = (_NOT_COPIED - {b"te"}) | {b"host", b"http2-settings"}
+
+
+def _h2_request_headers(head: _Head) -> list[tuple[bytes, bytes]]:
+    """The request for an h2c instance: pseudo-headers, the client's fields less the hop-by-hop ones, and the
+    forwarding headers as `_parse_head` sets them for HTTP/1.1 (computed again: this is not the hot path)."""
+    scope = head.scope
+    target = scope.get("raw_path") or scope["path"].encode()
+    if scope.get("query_string"):
+        target += b"?" + scope["query_string"]
+    authority = b""
+    fields: list[tuple[bytes, bytes]] = []
+    prior_xff: list[bytes] = []
+    prior_fwd: list[bytes] = []
+    for name, value in scope["headers"]:
+        if name == b"host":
+            authority = value
+        elif name == b"te":
+            if value.strip().lower() == b"trailers":
+                fields.append((name, b"trailers"))
+        elif name == _X_FORWARDED_FOR:
+            prior_xff.append(value)
+        elif name == _FORWARDED:
+            prior_fwd.append(value)
+        elif name not in _H2_NOT_COPIED:
+            fields.append((name, value))
+    client = scope.get("client")
+    client_ip = (client[0] if client else "unknown").encode()
+    proto = scope.get("scheme", "http").encode()
+    forwarded = b"for=%s;host=%s;proto=%s" % (client_ip, head.host.encode("latin-1"), proto)
+    fields += [(b"x-forwarded-for", b", ".join([*prior_xff, client_ip])), (b"x-forwarded-proto", proto),
+               (b"forwarded", b", ".join([*prior_fwd, forwarded]))]
+    if head.trace_header is not None:
+        fields.append((b"traceparent", head.trace_header))
+    return request_headers(scope["method"].encode("ascii"), authority, target, fields)
 
 
 def _remaining(deadline: float | None) -> float | None:

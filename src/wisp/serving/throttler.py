@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from wisp.http_client.h2_pool import H2Pool
 from wisp.http_client.pool import UpstreamPool
 
 
@@ -38,6 +39,7 @@ class Slot:
     ready: bool = False
     in_flight: int = 0
     requests_total: int = 0
+    h2: H2Pool | None = None  # for a revision whose instances speak h2c (Throttler.h2c)
 
     def has_room(self) -> bool:
         # An unreachable instance (it refused a connection: dead, before its runner knows) gets no more requests.
@@ -63,6 +65,9 @@ class Throttler:
     # answered with it at once instead of being held (`refuse`).
     refusal: str | None = None
     _waiters: deque[asyncio.Future[Slot]] = field(default_factory=deque)
+    # The instances speak HTTP/2 over cleartext (the container port is named h2c, Knative's rule): each slot
+    # gets an h2c pool beside its HTTP/1.1 one, and the ingress sends requests over it.
+    h2c: bool = False
 
     @property
     def queued(self) -> int:
@@ -77,6 +82,8 @@ class Throttler:
         return sum(1 for s in self.slots if s.ready)
 
     def add(self, slot: Slot) -> None:
+        if self.h2c and slot.h2 is None:
+            slot.h2 = H2Pool(slot.pool.host, slot.pool.port)
         self.slots.append(slot)
         self._dispatch()
 
@@ -89,6 +96,8 @@ class Throttler:
         slot.ready = False
         if slot in self.slots:
             self.slots.remove(slot)
+        if slot.h2 is not None:
+            slot.h2.close()  # graceful: open streams finish
 
     def refuse(self, reason: str | None) -> None:
         """While `reason` is set and no instance is ready, answer requests with it (Unavailable) instead of
