@@ -1,0 +1,159 @@
+"""core/v1 Events: bounded (count and TTL, on a fake clock), repeats counted, recorded from the store's
+changes and the autoscaler's decisions, and served read-only with field selectors as kubectl describe sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.k8s_api.read_side import read_api, service
+from wisp.api import kinds as k
+from wisp.control.admission import apply_manifests
+from wisp.control.k8s_events import EventRecorder, ScaleEvents, SelectorError, StatusEvents, field_filter
+from wisp.store import Store, StoreEvent
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def obj(name: str, kind: str = "Service", uid: str = "u1", namespace: str = "default") -> dict[str, Any]:
+    return {"apiVersion": "serving.knative.dev/v1", "kind": kind,
+            "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+
+
+def test_a_repeat_is_counted_not_added() -> None:
+    clock = Clock()
+    recorder = EventRecorder(clock)
+    recorder.record(obj("a"), "Warning", "InternalError", "boom", "wisp-serving")
+    clock.now += 30
+    recorder.record(obj("a"), "Warning", "InternalError", "boom", "wisp-serving")
+    [event] = recorder.list()
+    assert event["count"] == 2
+    assert event["firstTimestamp"] < event["lastTimestamp"]
+    assert event["involvedObject"] == {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "a",
+                                       "namespace": "default", "uid": "u1"}
+
+
+def test_the_count_cap_drops_the_least_recently_seen() -> None:
+    recorder = EventRecorder(Clock(), max_events=10)
+    for i in range(25):
+        recorder.record(obj(f"o{i}"), "Normal", "Ready", "ok", "wisp-serving")
+    recorder.record(obj("o20"), "Normal", "Ready", "ok", "wisp-serving")  # seen again: now the newest
+    recorder.record(obj("new"), "Normal", "Ready", "ok", "wisp-serving")
+    names = [e["involvedObject"]["name"] for e in recorder.list()]
+    assert len(names) == 10 and names[-2:] == ["o20", "new"] and "o15" not in names
+
+
+def test_events_expire_after_the_ttl_since_last_seen() -> None:
+    clock = Clock()
+    recorder = EventRecorder(clock, ttl=3600)
+    recorder.record(obj("old"), "Normal", "Ready", "ok", "c")
+    clock.now += 1800
+    recorder.record(obj("kept"), "Normal", "Ready", "ok", "c")
+    clock.now += 1801
+    assert [e["involvedObject"]["name"] for e in recorder.list()] == ["kept"]
+    recorder.record(obj("kept"), "Normal", "Ready", "ok", "c")  # a repeat renews it
+    clock.now += 3599
+    assert [e["involvedObject"]["name"] for e in recorder.list()] == ["kept"]
+    clock.now += 2
+    assert recorder.list() == []
+
+
+def test_messages_are_bounded() -> None:
+    recorder = EventRecorder(Clock())
+    recorder.record(obj("a"), "Warning", "X", "m" * 100_000, "c")
+    assert len(recorder.list()[0]["message"]) == 1024
+
+
+def test_status_changes_become_events() -> None:
+    recorder = EventRecorder(Clock())
+    watcher = StatusEvents(Store(None, Clock()), recorder)
+    owner = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "hello", "uid": "svc-uid",
+             "controller": True}
+    config = {"metadata": {"name": "hello", "namespace": "default", "uid": "cfg-uid", "ownerReferences": [owner]}}
+    watcher.observe(StoreEvent("ADDED", k.CONFIGURATION, config))
+
+    def with_ready(status: str, reason: str = "", message: str = "") -> dict[str, Any]:
+        return {**obj("hello", "Configuration", "cfg-uid"),
+                "status": {"conditions": [{"type": "Ready", "status": status, "reason": reason,
+                                           "message": message}]}}
+
+    watcher.observe(StoreEvent("MODIFIED", k.CONFIGURATION, with_ready("Unknown")))
+    watcher.observe(StoreEvent("MODIFIED", k.CONFIGURATION, with_ready("False", "RevisionFailed", "no image")))
+    watcher.observe(StoreEvent("MODIFIED", k.CONFIGURATION, with_ready("False", "RevisionFailed", "no image")))
+    watcher.observe(StoreEvent("MODIFIED", k.CONFIGURATION, with_ready("True")))
+    seen = [(e["involvedObject"]["kind"], e["involvedObject"].get("uid"), e["type"], e["reason"], e["message"],
+             e["count"]) for e in recorder.list()]
+    assert seen == [
+        ("Service", "svc-uid", "Normal", "Created", 'Created Configuration "hello"', 1),
+        ("Configuration", "cfg-uid", "Warning", "RevisionFailed", "no image", 1),
+        ("Configuration", "cfg-uid", "Normal", "Ready", 'Configuration "hello" is Ready', 1),
+    ]
+
+
+def test_scale_decisions_become_events_on_the_revision() -> None:
+    store = Store(None, Clock())
+    store.open()
+    apply_manifests([{"apiVersion": "serving.knative.dev/v1", "kind": "Revision",
+                      "metadata": {"name": "hello-00001"}, "spec": {"containers": [{"image": "./app"}]}}], store)
+    recorder = EventRecorder(Clock())
+    scale = ScaleEvents(store, recorder, {})
+    scale.changed("default", "hello-00001", 3, "panic")
+    scale.changed("default", "hello-00001", 3, "panic")  # no change, no event
+    scale.changed("default", "hello-00001", 0, "idle")
+    scale.changed("default", "gone-00001", 2, "")  # a revision no longer stored: nothing to report on
+    assert [(e["reason"], e["message"]) for e in recorder.list()] == [
+        ("ScaledUp", "desired scale 0 → 3 (panic)"), ("ScaledDown", "desired scale 3 → 0 (idle)")]
+    uid = store.get(k.REVISION, "default", "hello-00001")["metadata"]["uid"]  # type: ignore[index]
+    assert recorder.list()[0]["involvedObject"]["uid"] == uid
+
+
+def test_field_selectors() -> None:
+    recorder = EventRecorder(Clock())
+    recorder.record(obj("a", uid="1"), "Normal", "Ready", "ok", "c")
+    recorder.record(obj("b", uid="2"), "Warning", "Failed", "no", "c")
+    events = recorder.list()
+    pick = field_filter("involvedObject.name=a,involvedObject.namespace=default,involvedObject.kind=Service,"
+                        "involvedObject.uid=1")
+    assert [e["involvedObject"]["name"] for e in events if pick(e)] == ["a"]
+    assert [e["reason"] for e in events if field_filter("type!=Normal")(e)] == ["Failed"]
+    assert [e["reason"] for e in events if field_filter("")(e)] == ["Ready", "Failed"]
+    with pytest.raises(SelectorError, match=r"spec\.nothing"):
+        field_filter("spec.nothing=1")
+    with pytest.raises(SelectorError):
+        field_filter("justaword")
+
+
+async def test_the_api_serves_events_read_only() -> None:
+    store = Store(None, Clock())
+    store.open()
+    apply_manifests([service("hello")], store)
+    async with read_api(store) as (http, surface):
+        hello = store.get(k.SERVICE, "default", "hello")
+        assert hello is not None
+        surface.recorder.record(hello, "Normal", "Created", 'Created Route "hello"', "wisp-serving")
+        uid = hello["metadata"]["uid"]
+        listed = (await http.get("/api/v1/namespaces/default/events", params={
+            "fieldSelector": f"involvedObject.name=hello,involvedObject.namespace=default,"
+                             f"involvedObject.kind=Service,involvedObject.uid={uid}", "limit": "500"})).json()
+        assert listed["kind"] == "EventList" and [e["reason"] for e in listed["items"]] == ["Created"]
+        name = listed["items"][0]["metadata"]["name"]
+        assert (await http.get(f"/api/v1/namespaces/default/events/{name}")).json()["reason"] == "Created"
+        assert (await http.get("/api/v1/namespaces/other/events")).json()["items"] == []
+        assert len((await http.get("/api/v1/events")).json()["items"]) == 1
+        bad = await http.get("/api/v1/events", params={"fieldSelector": "nope=1"})
+        assert bad.status_code == 400 and "nope" in bad.json()["message"]
+        assert (await http.get("/api/v1/events", params={"labelSelector": "app=x"})).json()["items"] == []
+        assert len((await http.get("/api/v1/events", params={"labelSelector": "app!=x"})).json()["items"]) == 1
+        for method in ("POST", "PUT", "DELETE"):
+            path = "/api/v1/namespaces/default/events" + ("" if method == "POST" else f"/{name}")
+            refused = await http.request(method, path, json={"kind": "Event"})
+            assert refused.status_code == 405, method
+        assert (await http.get("/api/v1/namespaces/default/events/missing")).status_code == 404
+    store.close()
