@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wisp.api import kinds as k
 from wisp.api.errors import ManifestError
+from wisp.control.admission import apply_manifests
 from wisp.observability.tracing_config import (
     DEFAULT_SAMPLE_RATE,
     Sampler,
@@ -17,6 +20,7 @@ from wisp.observability.tracing_config import (
     sample_threshold,
     sampled,
 )
+from wisp.store import Store
 
 
 def test_knative_defaults_and_the_three_backends() -> None:
@@ -76,3 +80,21 @@ def test_the_decision_is_a_function_of_the_trace_id() -> None:
     sampler = Sampler()
     sampler.set_rate(0.5)
     assert sampler.threshold == 1 << 63
+
+
+def test_apply_refuses_a_bad_config_tracing_naming_the_key(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db", lambda: 0.0)
+    store.open()
+    try:
+        bad = {"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "config-tracing", "namespace": "knative-serving"},
+               "data": {"backend": "zipkin", "sample-rate": "2"}}
+        with pytest.raises(ManifestError) as caught:
+            apply_manifests([bad], store)
+        assert sorted(e.path for e in caught.value.errors) == ["data[sample-rate]", "data[zipkin-endpoint]"]
+        assert store.get(k.CONFIG_MAP, "knative-serving", "config-tracing") is None  # nothing half-applied
+        good = {**bad, "data": {"backend": "otlp", "sample-rate": "0.5"}}
+        apply_manifests([good], store)
+        assert store.get(k.CONFIG_MAP, "knative-serving", "config-tracing") is not None
+    finally:
+        store.close()

@@ -14,6 +14,7 @@ from wisp.api.defaults_flows import (
 from wisp.api.errors import FieldError, ManifestError, UnknownKindError
 from wisp.api.kinds import Kind, for_manifest
 from wisp.api.validation import validate, validate_update
+from wisp.observability.tracing_config import CONFIG_TRACING, parse_config_tracing
 from wisp.store import ApplyResult, Store
 from wisp.types import Resource
 
@@ -91,7 +92,8 @@ def validate_system_config(kind: Kind, resource: Resource) -> list[FieldError]:
             parse_default_ch_config(_data(resource))
         except ManifestError as exc:
             return exc.errors
-    for name, parse in ((CONFIG_AUTOSCALER, parse_config_autoscaler), (CONFIG_DEFAULTS, parse_config_defaults)):
+    for name, parse in ((CONFIG_AUTOSCALER, parse_config_autoscaler), (CONFIG_DEFAULTS, parse_config_defaults),
+                        (CONFIG_TRACING, parse_config_tracing)):
         if _is_system(kind, resource, name):
             try:
                 parse(_data(resource))
