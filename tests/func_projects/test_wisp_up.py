@@ -17,6 +17,16 @@ from .conftest import project
 pytestmark = pytest.mark.usefixtures("uv_cache_env")
 
 
+async def wisp_cli(wisp: WispProcess, *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        str(WISP), *args, env={**os.environ, "WISP_API": wisp.api},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
 async def test_wisp_up_serves_a_project_and_get_shows_its_service(tmp_path: Path) -> None:
     extra = """\
         deploy:
@@ -33,13 +43,7 @@ async def test_wisp_up_serves_a_project_and_get_shows_its_service(tmp_path: Path
         async with httpx.AsyncClient(timeout=30) as client:
             reply = await client.get(wisp.ingress, headers={"Host": "hello.default.localhost"})
         assert (reply.status_code, reply.text) == (200, "OK")
-        process = await asyncio.create_subprocess_exec(
-            str(WISP), "get", "ksvc", "hello", "-o", "yaml", env={**os.environ, "WISP_API": wisp.api},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate()
-        assert process.returncode == 0, err.decode()
-        service = yaml.safe_load(out)
+        service = yaml.safe_load(await wisp_cli(wisp, "get", "ksvc", "hello", "-o", "yaml"))
         template = service["spec"]["template"]
         assert template["spec"]["containerConcurrency"] == 8
         annotations = template["metadata"]["annotations"]
@@ -49,5 +53,13 @@ async def test_wisp_up_serves_a_project_and_get_shows_its_service(tmp_path: Path
         assert template["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health/readiness"
         assert service["metadata"]["annotations"]["wisp.dev/manifest-dir"] == str(directory.resolve())
         assert [c["status"] for c in service["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
+
+        # `wisp apply -f DIR` reads the project the same way: a changed func.yaml changes the Service.
+        func_yaml = directory / "func.yaml"
+        func_yaml.write_text(func_yaml.read_text().replace("max: 3", "max: 4"))
+        applied = await wisp_cli(wisp, "apply", "-f", str(directory))
+        assert "service.serving.knative.dev/hello configured" in applied
+        service = yaml.safe_load(await wisp_cli(wisp, "get", "ksvc", "hello", "-o", "yaml"))
+        assert service["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/max-scale"] == "4"
     finally:
         await wisp.stop()
