@@ -20,6 +20,8 @@ $(VENV)/.test-installed: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[test]'
 	# Browser tests drive Debian's Chromium; never a downloaded browser.
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	# tests/k8s_api drive Debian's kubectl (kubernetes-client) against the daemon.
+	command -v kubectl >/dev/null || (apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null)
 	# OCI tests (tests/oci) run images with Debian's podman and runc, from a base image mmdebstrap builds.
 	(command -v podman && command -v runc && command -v mmdebstrap) >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq podman runc mmdebstrap >/dev/null)
