@@ -25,6 +25,8 @@ $(VENV)/.test-installed: $(VENV)/.installed
 	# OCI tests (tests/oci) run images with Debian's podman and runc, from a base image mmdebstrap builds.
 	(command -v podman && command -v runc && command -v mmdebstrap) >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq podman runc mmdebstrap >/dev/null)
+	# tests/protocols use curl's HTTP/2 (nghttp2) for the Upgrade: h2c handshake.
+	command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl >/dev/null)
 	touch $@
 
 run: install
