@@ -107,6 +107,7 @@ async def test_a_cloudevent_function_replies_in_binary_mode(tmp_path: Path) -> N
 
 
 LIFECYCLE = """\
+    import importlib.util
     import json
     import os
 
@@ -134,7 +135,10 @@ LIFECYCLE = """\
             return os.path.exists(self.cfg["READY_FLAG"]), "checked"
 
         async def handle(self, scope, receive, send):
-            body = json.dumps({key: self.cfg.get(key) for key in ("GREETING", "K_SERVICE", "K_REVISION", "PORT")})
+            seen = {key: self.cfg.get(key) for key in ("GREETING", "K_SERVICE", "K_REVISION", "PORT", "PYTHONPATH")}
+            # PyYAML is one of wisp's packages, not one the project declares.
+            seen["yaml"] = importlib.util.find_spec("yaml") is not None
+            body = json.dumps(seen)
             await send({"type": "http.response.start", "status": 200,
                         "headers": [[b"content-type", b"application/json"]]})
             await send({"type": "http.response.body", "body": body.encode()})
@@ -180,6 +184,8 @@ async def test_start_sees_the_env_and_stop_runs_on_scale_down_and_shutdown(tmp_p
         cfg = reply.json()
         assert cfg["GREETING"] == "Bonjour" and cfg["K_SERVICE"] == "cycle" and cfg["K_REVISION"] == "cycle-00001"
         assert cfg["PORT"]
+        # Its own environment: none of wisp's packages, and wisp's serving path is gone from the environment.
+        assert cfg["yaml"] is False and cfg["PYTHONPATH"] is None
         started = [line for line in lines(marks) if line.startswith("start ")]
         assert len(started) == 1  # once per instance, before its first request
         first = started[0].split()[1]

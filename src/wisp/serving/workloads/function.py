@@ -15,11 +15,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from wisp.api import func_project
-from wisp.api.errors import ManifestError
 from wisp.serving.workloads.backoff import Backoff
 from wisp.serving.workloads.probe import wait_ready
-from wisp.serving.workloads.project_env import ProjectEnvs, machinery_path
+from wisp.serving.workloads.project_env import MACHINERY_PATH_ENV, ProjectEnvs, machinery_path
 from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import WorkloadError, WorkloadSpec
 
@@ -29,6 +27,7 @@ START_TIMEOUT = 60.0  # importing a user's module (and its dependencies) can be 
 FORK_TIMEOUT = 10.0
 STOP_GRACE = 5.0
 TEMPLATE_LOG_LINES = 200
+FUNC_YAML = "func.yaml"  # a directory holding one is a Knative Functions project (wisp.api.func_project)
 LOAD_ERROR_LINES = 40  # of the user's traceback (the template leaves out importlib's and wisp's frames)
 
 
@@ -127,7 +126,7 @@ class FunctionRuntime:
             raise WorkloadError(
                 f"function revision {spec.revision}: code directory {spec.directory} does not exist"
             )
-        if func_project.is_project(spec.directory):
+        if (spec.directory / FUNC_YAML).is_file():
             await self._prepare_project(spec.directory)
         try:
             proc = await self._load()
@@ -140,6 +139,11 @@ class FunctionRuntime:
 
     async def _prepare_project(self, directory: Path) -> None:
         """Read func.yaml's `invoke` and make (or find) the project's environment: the template runs in it."""
+        # Here, not at the top: the template process imports this module, and what it loads the function
+        # would see as loaded (func.yaml's schema checker, YAML).
+        from wisp.api import func_project
+        from wisp.api.errors import ManifestError
+
         try:
             doc = func_project.parse((directory / func_project.FUNC_YAML).read_text(encoding="utf-8"),
                                      func_project.FUNC_YAML)
@@ -243,8 +247,11 @@ class FunctionRuntime:
         if self.invoke is None:
             env["FUNCTION_TARGET"] = spec.function_target
         else:
-            # wisp's serving code for the template, taken off again before the project is imported.
-            env["PYTHONPATH"] = os.pathsep.join(machinery_path())
+            # wisp's serving code for the template, taken off again before the project is imported (the
+            # template is told which entries are wisp's; a PYTHONPATH the revision has stays).
+            machinery = os.pathsep.join(machinery_path())
+            env[MACHINERY_PATH_ENV] = machinery
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [machinery, env.get("PYTHONPATH", "")]))
             order += ["--knative-func", self.invoke]
         started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         started.add_done_callback(_retrieved)  # a load abandoned by `stop` fails it with nobody left to look

@@ -45,6 +45,9 @@ def uv_binary() -> str:
         return found
 
 
+MACHINERY_PATH_ENV = "WISP_MACHINERY_PATH"  # tells a project's template which PYTHONPATH entries are wisp's
+
+
 def machinery_path() -> list[str]:
     """Where wisp's serving code and its packages live: put on a template's PYTHONPATH so it can serve, and
     taken off again before the project's code is imported (see template.py)."""

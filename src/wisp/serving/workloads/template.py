@@ -46,6 +46,7 @@ from starlette.concurrency import run_in_threadpool
 
 import wisp
 from wisp.serving.workloads.function_app import build_app
+from wisp.serving.workloads.project_env import MACHINERY_PATH_ENV
 from wisp.serving.workloads.signatures import TargetError, detect_signature, load_target
 
 _PR_SET_PDEATHSIG = 1
@@ -364,14 +365,18 @@ def _knative_function(invoke: str) -> Any:
 
     The template runs in the project's own environment with wisp's serving code on PYTHONPATH: that code is
     loaded first (a throwaway uvicorn config imports the server's modules), then PYTHONPATH is taken off
-    sys.path and out of the environment, so the project imports only what its environment holds. `new()`
+    sys.path and out of the environment (the entries WISP_MACHINERY_PATH names), so the project imports only
+    what its environment holds. `new()`
     runs here, once: each instance is a fork of the object it made."""
     _preload()
     machinery = uvicorn.Config(_no_app, lifespan="on")
     machinery.load()
     machinery.get_loop_factory()  # uvloop, when installed: imported now, while wisp's packages are on the path
-    hidden = set(filter(None, os.environ.pop("PYTHONPATH", "").split(os.pathsep)))
+    hidden = set(filter(None, os.environ.pop(MACHINERY_PATH_ENV, "").split(os.pathsep)))
     sys.path[:] = [p for p in sys.path if p not in hidden]
+    rest = [p for p in os.environ.pop("PYTHONPATH", "").split(os.pathsep) if p and p not in hidden]
+    if rest:  # the revision's own PYTHONPATH, for what the function starts
+        os.environ["PYTHONPATH"] = os.pathsep.join(rest)
     function = importlib.import_module("function")
     middleware = importlib.import_module("func_python.http" if invoke == "http" else "func_python.cloudevent")
     if callable(getattr(function, "new", None)):
