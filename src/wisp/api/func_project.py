@@ -19,15 +19,17 @@ from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from wisp.api import bounded_yaml
 from wisp.api.errors import FieldError, ManifestError
 from wisp.api.names import MANIFEST_DIR_ANNOTATION, WORKLOAD_CLASS_ANNOTATION
 from wisp.types import Resource
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 FUNC_YAML = "func.yaml"
 INVOKES = ("http", "cloudevent")
@@ -79,6 +81,8 @@ def parse(text: str, where: str) -> dict[str, Any]:
 
 def schema_errors(doc: object) -> list[FieldError]:
     """Every way `doc` breaks func.yaml's schema, as field errors sorted by path."""
+    import jsonschema  # here: ~60 ms to import, which every CLI command would pay otherwise
+
     validator = jsonschema.Draft4Validator(schema())
     found: list[FieldError] = []
     for error in validator.iter_errors(doc):
@@ -107,7 +111,7 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _field_errors(error: jsonschema.ValidationError) -> list[FieldError]:
+def _field_errors(error: ValidationError) -> list[FieldError]:
     path = _path(error.absolute_path)
     kind, value = error.validator, error.instance
     expected: Any = error.validator_value
