@@ -80,14 +80,16 @@ class Daemon:
 
 
 @contextmanager
-def running_daemon(manifests: Path, work: Path, timeout: float = 120) -> Iterator[Daemon]:
+def running_daemon(manifests: Path, work: Path, timeout: float = 120, token: str | None = None) -> Iterator[Daemon]:
     """`wisp up` on free ports, a private HOME (kubectl's discovery cache) and KUBECONFIG written by
-    `wisp kubeconfig --merge`."""
+    `wisp kubeconfig --merge`; with `token`, the daemon requires it and the kubeconfig carries it."""
     port, api_port = free_port(), free_port()
     home = work / "home"
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(work / "kube" / "config"), "PYTHONUNBUFFERED": "1"}
     env.pop("WISP_TOKEN", None)
+    if token is not None:
+        env["WISP_TOKEN"] = token
     log = work / "daemon.log"
     process = subprocess.Popen(
         [str(WISP), "up", str(manifests), "--port", str(port), "--api-port", str(api_port), "--state-dir",

@@ -16,6 +16,10 @@ from typing import Any
 import yaml
 
 MAX_KUBECONFIG_BYTES = 16 * 1024 * 1024
+# client-go reads a kubeconfig's credentials only for https servers; the Python client sends them either way.
+HTTP_TOKEN_WARNING = ("warning: kubectl sends a bearer token only to an https server, so it will be refused here; "
+                      "reach the daemon on its loopback address (no token needed, e.g. through `ssh -L`) or "
+                      "through a TLS proxy. Client libraries such as Python's kubernetes send it over http.")
 
 
 class KubeconfigError(Exception):

@@ -311,6 +311,8 @@ def make_app(clock: Clock = time.time) -> typer.Typer:
         libraries."""
         settings = _settings(ctx)
         config = kubeconfig.build(settings.api, settings.token, name, namespace)
+        if settings.token and settings.api.startswith("http://"):
+            typer.echo(kubeconfig.HTTP_TOKEN_WARNING, err=True)
         if not merge:
             typer.echo(kubeconfig.dump(config), nl=False)
             return
