@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -78,29 +79,28 @@ def run_argv(engine: Engine, image: ImageInfo, spec: WorkloadSpec, name: str, la
     """`<engine> run` for one instance. Kubernetes' rules for command and args: `command` replaces the image's
     entrypoint (and with it the image's cmd), `args` replace the cmd."""
     oci = spec.oci
-    argv = [engine.path, "run", "--rm", "--name", name, "--network", "host", "--env-file", str(env_file)]
-    for key in by_name:
-        argv += ["-e", key]
-    for key, value in labels.items():
-        argv += ["--label", f"{key}={value}"]
+    # Every value in `--flag=value` form: a value starting with "-" is never read as a flag.
+    argv = [engine.path, "run", "--rm", f"--name={name}", "--network=host", f"--env-file={env_file}"]
+    argv += [f"--env={key}" for key in by_name]
+    argv += [f"--label={key}={value}" for key, value in labels.items()]
     if oci.working_dir:
-        argv += ["--workdir", oci.working_dir]
+        argv.append(f"--workdir={oci.working_dir}")
     if oci.run_as_user is not None or oci.run_as_group is not None:
         # runAsGroup alone keeps the image's user (root when it names none) with that primary group.
         user = str(oci.run_as_user) if oci.run_as_user is not None else image.user.split(":", 1)[0] or "0"
-        argv += ["--user", user if oci.run_as_group is None else f"{user}:{oci.run_as_group}"]
+        argv.append(f"--user={user}" if oci.run_as_group is None else f"--user={user}:{oci.run_as_group}")
     if oci.read_only_root:
-        argv += ["--read-only", "--tmpfs", "/tmp"]  # the runtime contract keeps /tmp writable
+        argv += ["--read-only", "--tmpfs=/tmp"]  # the runtime contract keeps /tmp writable
     if oci.no_new_privileges:
-        argv += ["--security-opt", "no-new-privileges"]
+        argv.append("--security-opt=no-new-privileges")
     if oci.seccomp_unconfined:
-        argv += ["--security-opt", "seccomp=unconfined"]
-    for cap in oci.cap_drop:
-        argv += ["--cap-drop", cap]
-    for cap in oci.cap_add:
-        argv += ["--cap-add", cap]
+        argv.append("--security-opt=seccomp=unconfined")
+    argv += [f"--cap-drop={cap}" for cap in oci.cap_drop]
+    argv += [f"--cap-add={cap}" for cap in oci.cap_add]
     if spec.command:
-        argv += ["--entrypoint", spec.command[0]]
+        # podman reads a value starting with "[" as a JSON list: always give it one; docker takes the string.
+        entrypoint = json.dumps([spec.command[0]]) if engine.kind == "podman" else spec.command[0]
+        argv.append(f"--entrypoint={entrypoint}")
     return [*argv, image.id, *spec.command[1:], *spec.args]
 
 

@@ -101,7 +101,7 @@ class Engine:
 
     async def inspect(self, ref: str) -> ImageInfo | None:
         """The local image `ref` names, or None when the engine has no such image."""
-        result = await self.call("image", "inspect", ref)
+        result = await self.call("image", "inspect", "--", ref)  # `--`: a reference is never read as a flag
         if result.status != 0:
             return None
         try:
@@ -115,7 +115,7 @@ class Engine:
                          user=str(config.get("User") or ""))
 
     async def pull(self, ref: str) -> CallResult:
-        return await self.call("pull", ref, timeout=PULL_TIMEOUT)
+        return await self.call("pull", "--", ref, timeout=PULL_TIMEOUT)
 
     def remove_args(self, *names: str) -> list[str]:
         """`rm` that kills at once: podman's `rm -f` would first wait the container's stop timeout."""
