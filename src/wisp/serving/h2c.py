@@ -16,6 +16,8 @@ a client that resets streams faster than it could use them (the "rapid reset" at
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 from collections import deque
@@ -79,7 +81,7 @@ class H2cOrHttp1Protocol(LimitedHttpToolsProtocol):
             if name == b"connection":
                 connection += [token.strip().lower() for token in value.split(b",")]
             elif name == b"http2-settings":
-                settings = True
+                settings = _settings_payload(value)
             elif (name == b"content-length" and value.strip() != b"0") or name == b"transfer-encoding":
                 body = True
         return settings and not body and b"http2-settings" in connection
@@ -104,6 +106,19 @@ class H2cOrHttp1Protocol(LimitedHttpToolsProtocol):
             protocol.initiate()
         if data:
             protocol.data_received(data)
+
+
+def _settings_payload(value: bytes) -> bool:
+    """Whether an `HTTP2-Settings` value is a SETTINGS payload: base64url, whole 6-byte settings (RFC 7540
+    §3.2.1). Checked before answering 101, so a bad one is served as HTTP/1.1 rather than a broken upgrade."""
+    text = value.strip()
+    if len(text) > 1024:
+        return False
+    try:
+        payload = base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return len(payload) % 6 == 0
 
 
 class _Stream:
