@@ -253,3 +253,22 @@ async def test_a_project_that_does_not_load_is_not_ready(tmp_path: Path, code: s
         revision = await h.failed("broken-00001", kind=k.REVISION, timeout=300)
         message = get_condition(revision, "Ready")["message"]  # type: ignore[index]
         assert last_line in message.splitlines()[-1], message
+
+
+HANDLE_ONLY = """\
+    async def handle(scope, receive, send):
+        await send({"type": "http.response.start", "status": 201, "headers": [[b"content-type", b"text/plain"]]})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+    """
+
+
+async def test_a_module_level_handle_is_served_too(tmp_path: Path) -> None:
+    directory = project(tmp_path, "http", "plain")
+    write_func(directory, HANDLE_ONLY)
+    (directory / "function" / "__init__.py").write_text("from .func import handle\n")
+    async with running_daemon(tmp_path / "state") as h:
+        apply_project(h, directory)
+        await h.ready("plain", timeout=300)
+        reply = await h.request("plain.default.localhost", "/orders/7")
+        assert (reply.status_code, reply.text) == (201, "/orders/7")
+        assert (await h.request("plain.default.localhost", "/health/liveness")).status_code == 200
