@@ -248,7 +248,8 @@ def service_status(
         for field in ("latestCreatedRevisionName", "latestReadyRevisionName"):
             if field in cstatus:
                 status[field] = cstatus[field]
-        conditions.append(_as(get_condition(configuration, "Ready"), "ConfigurationsReady"))
+        conditions.append(_as(get_condition(configuration, "Ready"), "ConfigurationsReady")
+                          if _observed(configuration) else _out_of_date("ConfigurationsReady", "Configuration"))
     if route is None:
         conditions.append(Condition.unknown("RoutesReady", "Deploying"))
     else:
@@ -256,8 +257,30 @@ def service_status(
         for field in ("url", "address", "traffic"):
             if field in rstatus:
                 status[field] = rstatus[field]
-        conditions.append(_as(get_condition(route, "Ready"), "RoutesReady"))
+        latest_ready = (configuration or {}).get("status", {}).get("latestReadyRevisionName")
+        behind = [t for t in rstatus.get("traffic", []) if t.get("latestRevision")
+                  and latest_ready and t.get("revisionName") != latest_ready]
+        if not _observed(route):
+            conditions.append(_out_of_date("RoutesReady", "Route"))
+        elif behind:  # Knative's TrafficNotMigrated: Ready only once the latest ready revision gets the traffic
+            conditions.append(Condition.unknown("RoutesReady", "TrafficNotMigrated",
+                                                f'Traffic is not yet migrated to {latest_ready}.'))
+        else:
+            conditions.append(_as(get_condition(route, "Ready"), "RoutesReady"))
     return status, [*conditions, summarize("Ready", conditions)]
+
+
+def _observed(resource: Resource) -> bool:
+    """Its status is about its current spec (Knative's Service trusts a child's Ready only then); a status
+    that names no generation is taken as it is."""
+    status = resource.get("status", {})
+    return "observedGeneration" not in status or status["observedGeneration"] == resource["metadata"].get(
+        "generation")
+
+
+def _out_of_date(type_: str, what: str) -> Condition:
+    return Condition.unknown(type_, "OutOfDate", f"The {what} is still working to reflect the latest desired "
+                             "specification.")
 
 
 def _as(condition: dict[str, Any] | None, type_: str) -> Condition:
