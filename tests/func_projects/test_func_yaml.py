@@ -122,6 +122,10 @@ def test_changed_code_changes_the_template(tmp_path: Path) -> None:
     after = load_paths([directory])[0].resource["spec"]["template"]
     assert before != after
     (directory / "function" / "__pycache__" / "func.cpython-311.pyc").write_bytes(b"bytecode")
+    (directory / "venv").mkdir()
+    (directory / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (directory / ".git").mkdir()
+    (directory / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     assert load_paths([directory])[0].resource["spec"]["template"] == after
 
 

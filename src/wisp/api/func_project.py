@@ -37,7 +37,7 @@ INVOKES = ("http", "cloudevent")
 LIVENESS_ENDPOINT, READINESS_ENDPOINT = "/health/liveness", "/health/readiness"
 MAX_ERRORS = 50  # a badly wrong file is refused with the first ones, not thousands
 # A digest of the project's files on the revision template: changed code makes a new Revision, as a new image
-# digest does for `func deploy`. Hidden files and folders (.git, .venv, ...) and bytecode are left out.
+# digest does for `func deploy`. Hidden files and folders (.git, .venv, ...), virtualenvs and bytecode are left out.
 SOURCE_DIGEST_ANNOTATION = "wisp.dev/func-source-digest"
 MAX_SOURCE_FILES, MAX_SOURCE_BYTES = 10_000, 256 * 1024 * 1024
 
@@ -136,7 +136,9 @@ def source_digest(directory: Path) -> str:
     digest = hashlib.sha256()
     count = size = 0
     for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        # Hidden folders (.git, .venv), bytecode caches and virtualenvs by any name are not the function's code.
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__"
+                         and not (Path(root) / d / "pyvenv.cfg").exists())
         for name in sorted(files):
             if name.startswith(".") or name.endswith((".pyc", ".pyo")):
                 continue
