@@ -272,3 +272,49 @@ async def test_a_module_level_handle_is_served_too(tmp_path: Path) -> None:
         reply = await h.request("plain.default.localhost", "/orders/7")
         assert (reply.status_code, reply.text) == (201, "/orders/7")
         assert (await h.request("plain.default.localhost", "/health/liveness")).status_code == 200
+
+
+SUBSCRIBER = """\
+    import os
+
+
+    def new():
+        return Subscriber()
+
+
+    class Subscriber:
+        async def handle(self, scope, receive, send):
+            event = scope["event"]
+            with open(os.environ["MARKS"], "a") as marks:
+                marks.write(f"{event.get_type()} {event.get_id()}\\n")
+            await send.http({"type": "http.response.start", "status": 202, "headers": []})
+            await send.http({"type": "http.response.body", "body": b""})
+    """
+
+
+async def test_subscriptions_become_triggers_that_deliver(tmp_path: Path) -> None:
+    marks = tmp_path / "received"
+    extra = f"""\
+        run:
+          envs:
+            - name: MARKS
+              value: {marks}
+        deploy:
+          subscriptions:
+            - source: default
+              filters: {{type: order.created}}
+        """
+    directory = project(tmp_path, "cloudevents", "orders", invoke="cloudevent", extra=extra)
+    write_func(directory, SUBSCRIBER)
+    broker = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+              "metadata": {"name": "default", "namespace": "default"}}
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(broker)
+        apply_project(h, directory)
+        await h.ready("orders", timeout=300)
+        await h.ready("orders-function-trigger-0", kind=k.TRIGGER)
+        for event_id, type_ in (("1", "order.cancelled"), ("2", "order.created")):
+            sent = await h.request("broker-ingress.knative-eventing.localhost", "/default/default", method="POST",
+                                   headers={**CE_HEADERS, "ce-id": event_id, "ce-type": type_}, content=b"{}")
+            assert sent.status_code == 202, sent.text
+        await until(lambda: lines(marks) == ["order.created 2"])
