@@ -52,8 +52,14 @@ class Events:
             for event in self._watch.stream(api.list_namespaced_custom_object, GROUP, VERSION, NS, PLURAL,
                                             timeout_seconds=120):
                 self._queue.put((event["type"], event["object"]))
+            self.ended_cleanly = True  # the server closed the stream properly (a chunked response's end)
         finally:
             self._queue.put(None)
+
+    ended_cleanly = False
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
     async def until(self, wanted: Any, timeout: float = 60) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -65,57 +71,62 @@ class Events:
             if wanted(*item):
                 return item[1]
 
-    def stop(self) -> None:
-        self._watch.stop()
 
 
 @pytest.mark.timeout(180)
 async def test_custom_objects_crud_and_watch(tmp_path: Path) -> None:
     image = str(write_function(tmp_path / "fn", CODE))
-    async with running_daemon(tmp_path / "state") as h:
-        config = kube.Configuration(host=h.api)
-        with kube.ApiClient(config) as client:
+    events: Events | None = None
+    client: kube.ApiClient | None = None
+    try:
+        async with running_daemon(tmp_path / "state") as h:
+            client = kube.ApiClient(kube.Configuration(host=h.api))
             api = kube.CustomObjectsApi(client)
-
-            async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-                return await asyncio.to_thread(fn, *args, **kwargs)
-
             events = Events(api)
-            try:
-                created = await call(api.create_namespaced_custom_object, GROUP, VERSION, NS, PLURAL,
-                                     ksvc("hello", image, "Hi"))
-                assert created["metadata"]["generation"] == 1
-                await events.until(lambda t, o: t == "ADDED" and o["metadata"]["name"] == "hello")
-                await events.until(lambda t, o: t == "MODIFIED" and ready(o))
+            await exercise(api, events, image)
+        # The daemon stopped: its watches end as streams do, not as broken connections.
+        await asyncio.to_thread(events.join, 20)
+        assert events.ended_cleanly
+    finally:
+        if client is not None:
+            client.close()
+    types = [t for t, o in events.seen if o["metadata"]["name"] == "hello"]
+    assert types[0] == "ADDED" and types[-1] == "DELETED" and "MODIFIED" in types
 
-                got = await call(api.get_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello")
-                assert got["status"]["observedGeneration"] == 1
-                listed = await call(api.list_namespaced_custom_object, GROUP, VERSION, NS, PLURAL)
-                assert [i["metadata"]["name"] for i in listed["items"]] == ["hello"]
 
-                # A spec change bumps the generation; the reconciler's status then observes it (kn's wait).
-                patched = await call(api.patch_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello",
-                                     {"spec": ksvc("hello", image, "Hello")["spec"]})
-                assert patched["metadata"]["generation"] == 2
-                observed = await events.until(lambda t, o: t == "MODIFIED"
-                                              and o.get("status", {}).get("observedGeneration") == 2 and ready(o))
-                assert observed["status"]["latestReadyRevisionName"] == "hello-00002"
+async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
-                current = await call(api.get_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello")
-                current["metadata"]["labels"] = {"owner": "python"}
-                replaced = await call(api.replace_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello",
-                                      current)
-                assert replaced["metadata"]["labels"] == {"owner": "python"}
-                with pytest.raises(ApiException) as stale:  # the same resourceVersion again: a conflict
-                    await call(api.replace_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello", current)
-                assert stale.value.status == 409
 
-                await call(api.delete_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello")
-                await events.until(lambda t, o: t == "DELETED" and o["metadata"]["name"] == "hello")
-                with pytest.raises(ApiException) as gone:
-                    await call(api.get_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello")
-                assert gone.value.status == 404
-            finally:
-                events.stop()
-            types = [t for t, o in events.seen if o["metadata"]["name"] == "hello"]
-            assert types[0] == "ADDED" and types[-1] == "DELETED" and "MODIFIED" in types
+async def exercise(api: kube.CustomObjectsApi, events: Events, image: str) -> None:
+    created = await call(api.create_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, ksvc("hello", image, "Hi"))
+    assert created["metadata"]["generation"] == 1
+    await events.until(lambda t, o: t == "ADDED" and o["metadata"]["name"] == "hello")
+    await events.until(lambda t, o: t == "MODIFIED" and ready(o))
+
+    got = await call(api.get_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello")
+    assert got["status"]["observedGeneration"] == 1
+    listed = await call(api.list_namespaced_custom_object, GROUP, VERSION, NS, PLURAL)
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["hello"]
+
+    # A spec change bumps the generation; the reconciler's status then observes it (what kn waits for).
+    patched = await call(api.patch_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello",
+                         {"spec": ksvc("hello", image, "Hello")["spec"]})
+    assert patched["metadata"]["generation"] == 2
+    observed = await events.until(lambda t, o: t == "MODIFIED"
+                                  and o.get("status", {}).get("observedGeneration") == 2 and ready(o))
+    assert observed["status"]["latestReadyRevisionName"] == "hello-00002"
+
+    current = await call(api.get_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello")
+    current["metadata"]["labels"] = {"owner": "python"}
+    replaced = await call(api.replace_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello", current)
+    assert replaced["metadata"]["labels"] == {"owner": "python"}
+    with pytest.raises(ApiException) as stale:  # the same resourceVersion again: a conflict
+        await call(api.replace_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello", current)
+    assert stale.value.status == 409
+
+    await call(api.delete_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello")
+    await events.until(lambda t, o: t == "DELETED" and o["metadata"]["name"] == "hello")
+    with pytest.raises(ApiException) as gone:
+        await call(api.get_namespaced_custom_object, GROUP, VERSION, NS, PLURAL, "hello")
+    assert gone.value.status == 404
