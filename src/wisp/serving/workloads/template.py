@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if threading.active_count() > 1:
         print(
-            f"wisp template: {args.target} started {threading.active_count() - 1} thread(s) at import; "
+            f"wisp template: {'the function package' if args.knative_func else args.target} started "
+            f"{threading.active_count() - 1} thread(s) at import; "
             "forking with threads is unsafe — start them in the function instead",
             file=sys.stderr,
         )
@@ -366,8 +367,7 @@ def _knative_function(invoke: str) -> Any:
     The template runs in the project's own environment with wisp's serving code on PYTHONPATH: that code is
     loaded first (a throwaway uvicorn config imports the server's modules), then PYTHONPATH is taken off
     sys.path and out of the environment (the entries WISP_MACHINERY_PATH names), so the project imports only
-    what its environment holds. `new()`
-    runs here, once: each instance is a fork of the object it made."""
+    what its environment holds. `new()` runs here, once: each instance is a fork of the object it made."""
     _preload()
     machinery = uvicorn.Config(_no_app, lifespan="on")
     machinery.load()
