@@ -14,7 +14,7 @@ import pytest
 
 from tests.oci_images import engine
 from tests.wisp_process import WispProcess
-from wisp.serving.workloads.oci_engine import STATE_FILE
+from wisp.serving.workloads.oci_engine import ENV_DIR, STATE_FILE
 
 pytestmark = pytest.mark.usefixtures("oci_env")
 
@@ -59,11 +59,14 @@ async def test_daemon_kill_9_leaves_no_container_after_restart(tmp_path: Path, s
         label = json.loads((state / STATE_FILE).read_text())["label"]
         before = await names_with_label(label)
         assert len(before) == 1
+        env_files = sorted((state / ENV_DIR).iterdir())
+        assert len(env_files) == 1  # the Revision's env (a Secret's values would be there) for the container
         await wisp.kill()
         assert await names_with_label(label) == before  # still there: nothing removed it yet
 
         await wisp.start()  # same state dir, same ports
         assert before[0] not in await names_with_label(label)  # removed before anything started
+        assert not env_files[0].exists()
         assert await answer(wisp) == "survivor-00001"
         after = await names_with_label(label)
         assert len(after) == 1 and after != before, (before, after)

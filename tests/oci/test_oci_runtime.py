@@ -95,7 +95,8 @@ async def test_serves_the_contract_env_logs_and_drains_on_sigterm(
     log = instance.log_path.read_text()
     assert f"serving on {instance.port}" in log and "draining on SIGTERM" in log
     assert instance.container not in await asyncio.to_thread(running, oci_env, engines.label)
-    assert not list(instance.log_path.parent.glob(".*.env")), "the env file outlived its instance"
+    assert engines.env_dir.stat().st_mode & 0o777 == 0o700
+    assert not list(engines.env_dir.iterdir()), "the env file outlived its instance"
 
 
 async def test_command_and_args_as_kubernetes_has_them(

@@ -206,7 +206,7 @@ class OciRuntime:
             raise WorkloadError(f"revision {spec.revision}: the container engine is not started")
         container = container_name(spec.namespace, name)
         by_file, by_name = split_env(instance_env(spec, port))
-        env_file = log_path.parent / f".{name}.env"
+        env_file = self.engines.env_file(name)
         write_env_file(env_file, by_file)
         labels = {DAEMON_LABEL: self.engines.label, REVISION_LABEL: f"{spec.namespace}/{spec.revision}",
                   INSTANCE_LABEL: name, IMAGE_LABEL: spec.image}

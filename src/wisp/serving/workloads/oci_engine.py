@@ -38,8 +38,10 @@ DAEMON_LABEL = "wisp.dev/daemon"
 REVISION_LABEL = "wisp.dev/revision"
 INSTANCE_LABEL = "wisp.dev/instance"
 IMAGE_LABEL = "wisp.dev/image"
-# In the state dir: which engine this state dir's daemon used and the label value of its containers.
+# In the state dir: which engine this state dir's daemon used and the label value of its containers; the env
+# files of running containers (0600, in a 0700 directory; emptied at start).
 STATE_FILE = "containers.json"
+ENV_DIR = "container-env"
 # Never handed to the engine: the engine may pass its environment on to containers (containers.conf env_host).
 PRIVATE_ENV = ("WISP_TOKEN",)
 
@@ -186,6 +188,7 @@ class ContainerEngines:
     def __init__(self, state_dir: Path, preference: EnginePreference = "auto",
                  environ: Mapping[str, str] | None = None) -> None:
         self.state_file = state_dir / STATE_FILE
+        self.env_dir = state_dir / ENV_DIR
         self.preference = preference
         self.environ = engine_environ(os.environ if environ is None else environ)
         self._engine: Engine | None = None
@@ -232,9 +235,16 @@ class ContainerEngines:
             json.dump(wanted, f)
         tmp.replace(self.state_file)
 
+    def env_file(self, instance: str) -> Path:
+        """Where an instance's env file goes (the directory made private on first use)."""
+        self.env_dir.mkdir(mode=0o700, exist_ok=True)
+        return self.env_dir / f"{instance}.env"
+
     async def remove_leftovers(self) -> int:
         """Remove every container an earlier daemon on this state dir left (it was killed, or stopped before
-        they were gone); how many. Costs nothing when no daemon here ever ran a container."""
+        they were gone), and their env files; how many containers. Calls no engine when no daemon here ever
+        ran a container."""
+        shutil.rmtree(self.env_dir, ignore_errors=True)
         recorded = self._recorded()
         path, label = recorded.get("engine"), recorded.get("label")
         if not isinstance(path, str) or not isinstance(label, str):
