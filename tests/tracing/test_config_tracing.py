@@ -16,6 +16,8 @@ from wisp.observability.tracing_config import (
     DEFAULT_SAMPLE_RATE,
     Sampler,
     TracingConfig,
+    effective_tracing,
+    parse_config_observability,
     parse_config_tracing,
     sample_threshold,
     sampled,
@@ -98,3 +100,30 @@ def test_apply_refuses_a_bad_config_tracing_naming_the_key(tmp_path: Path) -> No
         assert store.get(k.CONFIG_MAP, "knative-serving", "config-tracing") is not None
     finally:
         store.close()
+
+
+def test_config_observability_tracing_keys_and_which_configmap_wins() -> None:
+    otlp = parse_config_observability({"tracing-protocol": "http/protobuf",
+                                       "tracing-endpoint": "http://jaeger:4318/v1/traces",
+                                       "tracing-sampling-rate": "1", "metrics-protocol": "prometheus"})
+    assert otlp == TracingConfig("otlp", 1.0, otlp_endpoint="http://jaeger:4318/v1/traces")
+    assert parse_config_observability({"tracing-protocol": "stdout", "tracing-sampling-rate": "0.5"}) == \
+        TracingConfig("otlp", 0.5)  # spans in wisp's store only
+    assert parse_config_observability({"metrics-protocol": "prometheus"}) is None  # no tracing keys
+    zipkin = {"backend": "zipkin", "zipkin-endpoint": "http://z/api/v2/spans"}
+    assert effective_tracing(zipkin, None) == parse_config_tracing(zipkin)
+    assert effective_tracing(zipkin, {"tracing-protocol": "none"}) == TracingConfig("none", DEFAULT_SAMPLE_RATE)
+    assert effective_tracing(None, None) is None
+
+
+@pytest.mark.parametrize(("data", "path"), [
+    ({"tracing-protocol": "grpc", "tracing-endpoint": "http://c:4317"}, "data[tracing-protocol]"),
+    ({"tracing-protocol": "zipkin"}, "data[tracing-protocol]"),
+    ({"tracing-protocol": "http/protobuf"}, "data[tracing-endpoint]"),
+    ({"tracing-protocol": "none", "tracing-endpoint": "http://c:4318"}, "data[tracing-endpoint]"),
+    ({"tracing-protocol": "stdout", "tracing-sampling-rate": "2"}, "data[tracing-sampling-rate]"),
+])
+def test_bad_config_observability_tracing_is_refused_naming_the_key(data: dict[str, str], path: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_config_observability(data)
+    assert [e.path for e in caught.value.errors] == [path]

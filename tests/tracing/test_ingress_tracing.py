@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from tests.observability.servers import serve
 from tests.serving.harness import Harness, running_daemon, service, write_function
+from wisp.api import kinds as k
 from wisp.types import Resource
 
 TRACE_ECHO = """
@@ -117,3 +118,24 @@ async def test_zipkin_backend_receives_the_ingress_spans(tmp_path: Path) -> None
         assert span["name"] == "ingress" and span["kind"] == "SERVER" and "parentId" not in span
         assert span["localEndpoint"] == {"serviceName": "wisp"}
         assert span["tags"]["http.status_code"] == "200"
+
+
+async def test_config_observability_tracing_keys_start_traces_too(tmp_path: Path) -> None:
+    code = write_function(tmp_path / "fn", TRACE_ECHO)
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(service("echo", code))
+        await h.ready("echo")
+        h.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "config-observability", "namespace": "knative-serving"},
+                 "data": {"tracing-protocol": "stdout", "tracing-sampling-rate": "1"}})
+        assert h.daemon.tracing_watch is not None
+        await h.daemon.tracing_watch.settled()
+        trace_id = (await h.request(HOST)).json()["traceparent"].split("-")[1]
+        [root] = (await trace(h, trace_id))["spans"]
+        assert root["name"] == "ingress" and root["parentSpanId"] is None
+        # config-observability wins over config-tracing; deleted, config-tracing decides again.
+        await apply_tracing(h, backend="none")
+        assert (await h.request(HOST)).json()["traceparent"] is not None
+        h.daemon.store.delete(k.CONFIG_MAP, "knative-serving", "config-observability")
+        await h.daemon.tracing_watch.settled()
+        assert (await h.request(HOST)).json()["traceparent"] is None

@@ -14,7 +14,12 @@ from wisp.api.defaults_flows import (
 from wisp.api.errors import FieldError, ManifestError, UnknownKindError
 from wisp.api.kinds import Kind, for_manifest
 from wisp.api.validation import validate, validate_update
-from wisp.observability.tracing_config import CONFIG_TRACING, parse_config_tracing
+from wisp.observability.tracing_config import (
+    CONFIG_OBSERVABILITY,
+    CONFIG_TRACING,
+    parse_config_observability,
+    parse_config_tracing,
+)
 from wisp.store import ApplyResult, Store
 from wisp.types import Resource
 
@@ -93,7 +98,7 @@ def validate_system_config(kind: Kind, resource: Resource) -> list[FieldError]:
         except ManifestError as exc:
             return exc.errors
     for name, parse in ((CONFIG_AUTOSCALER, parse_config_autoscaler), (CONFIG_DEFAULTS, parse_config_defaults),
-                        (CONFIG_TRACING, parse_config_tracing)):
+                        (CONFIG_TRACING, parse_config_tracing), (CONFIG_OBSERVABILITY, parse_config_observability)):
         if _is_system(kind, resource, name):
             try:
                 parse(_data(resource))

@@ -1,7 +1,8 @@
-"""Keeps the daemon's tracing in step with the `config-tracing` ConfigMap in knative-serving.
+"""Keeps the daemon's tracing in step with the `config-tracing` and `config-observability` ConfigMaps in
+knative-serving (observability/tracing_config.py says which wins).
 
-Admission has validated the ConfigMap (control/admission.py), so a change applies at once: the ingress's
-sampler and the backend's exporter. The ConfigMap deleted: back to the default (no trace started).
+Admission has validated them (control/admission.py), so a change applies at once: the ingress's sampler and the
+backend's exporter. Both deleted: back to the default (no trace started).
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from collections.abc import Awaitable, Callable
 
 from wisp.api import kinds as k
 from wisp.api.errors import ManifestError
-from wisp.observability.tracing_config import CONFIG_TRACING, SYSTEM_NAMESPACE, TracingConfig, parse_config_tracing
+from wisp.observability.tracing_config import (
+    CONFIG_OBSERVABILITY,
+    CONFIG_TRACING,
+    SYSTEM_NAMESPACE,
+    TracingConfig,
+    effective_tracing,
+)
 from wisp.store import Store, StoreEvent
 
 log = logging.getLogger("wisp.control")
@@ -21,20 +28,23 @@ log = logging.getLogger("wisp.control")
 ApplyTracing = Callable[[TracingConfig | None], Awaitable[None]]
 
 
+def _data(store: Store, name: str) -> dict[str, str] | None:
+    stored = store.get(k.CONFIG_MAP, SYSTEM_NAMESPACE, name)
+    return None if stored is None else {str(key): str(v) for key, v in (stored.get("data") or {}).items()}
+
+
 def current_tracing(store: Store) -> TracingConfig | None:
-    """The stored config-tracing, parsed; None when there is none (or it no longer parses: logged)."""
-    stored = store.get(k.CONFIG_MAP, SYSTEM_NAMESPACE, CONFIG_TRACING)
-    if stored is None:
-        return None
+    """The stored tracing configuration, parsed; None when there is none (or it no longer parses: logged)."""
     try:
-        return parse_config_tracing({str(key): str(v) for key, v in (stored.get("data") or {}).items()})
+        return effective_tracing(_data(store, CONFIG_TRACING), _data(store, CONFIG_OBSERVABILITY))
     except ManifestError as exc:
-        log.error("%s/%s is not applied: %s", SYSTEM_NAMESPACE, CONFIG_TRACING, exc)
+        log.error("%s/%s or %s is not applied: %s", SYSTEM_NAMESPACE, CONFIG_TRACING, CONFIG_OBSERVABILITY, exc)
         return None
 
 
 def _is_tracing(event: StoreEvent) -> bool:
-    return event.kind is k.CONFIG_MAP and event.key[1:] == (SYSTEM_NAMESPACE, CONFIG_TRACING)
+    return event.kind is k.CONFIG_MAP and event.key[1] == SYSTEM_NAMESPACE and \
+        event.key[2] in (CONFIG_TRACING, CONFIG_OBSERVABILITY)
 
 
 class TracingWatch:
@@ -65,7 +75,7 @@ class TracingWatch:
             event = await self._events.get()
             try:
                 if _is_tracing(event):
-                    await self._apply(None if event.type == "DELETED" else current_tracing(self._store))
+                    await self._apply(current_tracing(self._store))
             except Exception:  # a bad exporter URL must not end the watch
                 log.exception("applying %s failed", CONFIG_TRACING)
             finally:

@@ -9,7 +9,11 @@ Keys, as Knative reads them (knative.dev/pkg tracing config), plus one of wisp's
 - `sample-rate`: the probability, 0 to 1, that the ingress starts a trace for a request that carries none
   (Knative's default 0.1); `debug: "true"` samples everything.
 
-Without the ConfigMap, wisp behaves as before it read one: traces that requests bring are continued and kept,
+Knative has since moved these settings to `config-observability` (`tracing-protocol`: none, http/protobuf,
+grpc or stdout; `tracing-endpoint`; `tracing-sampling-rate`); wisp reads that too, and when it sets
+`tracing-protocol` it wins over `config-tracing` (`effective_tracing`).
+
+Without either ConfigMap, wisp behaves as before it read them: traces that requests bring are continued and kept,
 none is started. Unknown keys are ignored, as Knative does.
 """
 
@@ -25,6 +29,8 @@ from wisp.api.errors import FieldError, ManifestError
 
 SYSTEM_NAMESPACE = "knative-serving"
 CONFIG_TRACING = "config-tracing"
+CONFIG_OBSERVABILITY = "config-observability"
+PROTOCOLS = ("none", "http/protobuf", "grpc", "stdout")
 Backend = Literal["none", "zipkin", "otlp"]
 BACKENDS: tuple[Backend, ...] = ("none", "zipkin", "otlp")
 DEFAULT_SAMPLE_RATE = 0.1  # Knative's
@@ -113,6 +119,55 @@ def parse_config_tracing(data: Mapping[str, str]) -> TracingConfig:
     if errors:
         raise ManifestError(errors)
     return TracingConfig(backend, rate, debug, zipkin, otlp)
+
+
+def parse_config_observability(data: Mapping[str, str]) -> TracingConfig | None:
+    """The tracing part of Knative's `config-observability`: None when it has no `tracing-protocol` (then
+    `config-tracing` decides), or a ManifestError naming each bad key. `http/protobuf` exports over OTLP/HTTP to
+    `tracing-endpoint`; `stdout` keeps spans in wisp's store only (read them at `/traces`); `grpc` (OTLP/gRPC)
+    is refused: wisp exports over HTTP only."""
+    if "tracing-protocol" not in data:
+        return None
+    errors: list[FieldError] = []
+    protocol = str(data["tracing-protocol"]).strip()
+    endpoint = str(data.get("tracing-endpoint", "")).strip()
+    if protocol not in PROTOCOLS:
+        errors.append(FieldError("data[tracing-protocol]",
+                                 f"must be one of {', '.join(PROTOCOLS)}, not {protocol[:100]!r}"))
+    elif protocol == "grpc":
+        errors.append(FieldError("data[tracing-protocol]",
+                                 "grpc (OTLP/gRPC) is not supported by wisp; use http/protobuf"))
+    if protocol == "http/protobuf" and not endpoint:
+        errors.append(FieldError("data[tracing-endpoint]", "is required when tracing-protocol is http/protobuf"))
+    elif protocol == "none" and endpoint:
+        errors.append(FieldError("data[tracing-endpoint]", "must not be set when tracing-protocol is none"))
+    elif endpoint and protocol == "http/protobuf":
+        endpoint = _url("tracing-endpoint", endpoint, errors)
+    rate = DEFAULT_SAMPLE_RATE
+    if "tracing-sampling-rate" in data:
+        raw = str(data["tracing-sampling-rate"]).strip()
+        try:
+            rate = float(raw)
+        except ValueError:
+            rate = math.nan
+        if not 0.0 <= rate <= 1.0:
+            errors.append(FieldError("data[tracing-sampling-rate]", f"must be a number from 0 to 1, not {raw[:100]!r}"))
+    if errors:
+        raise ManifestError(errors)
+    if protocol == "none":
+        return TracingConfig("none", rate)
+    return TracingConfig("otlp", rate, otlp_endpoint=endpoint if protocol == "http/protobuf" else "")
+
+
+def effective_tracing(
+    tracing: Mapping[str, str] | None, observability: Mapping[str, str] | None
+) -> TracingConfig | None:
+    """What the two ConfigMaps (their data, None when absent) configure together: config-observability's
+    tracing keys when it has them, else config-tracing, else None (nothing configured)."""
+    from_observability = parse_config_observability(observability) if observability is not None else None
+    if from_observability is not None:
+        return from_observability
+    return parse_config_tracing(tracing) if tracing is not None else None
 
 
 class Sampler:
