@@ -42,6 +42,7 @@ _BODIES: dict[str, dict[str, Any]] = {
     "Parallel": {"spec": {"branches": [{"subscriber": _SINK}]}},
     "ContainerSource": {"spec": {"template": {"spec": {"containers": [{"name": "beat", "image": "./beat"}]}},
                                  "sink": _SINK}},
+    "EventType": {"spec": {"attributes": [{"name": n} for n in ("type", "source", "specversion", "id")]}},
     "Secret": {"stringData": {"token": "s3cr3t-value"}},
     "ConfigMap": {"data": {"greeting": "hello"}},
     "Namespace": {},

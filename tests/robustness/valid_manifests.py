@@ -238,6 +238,17 @@ _BASES: dict[str, Resource] = {
             "ceOverrides": {"extensions": {"team": "a"}},
         },
     },
+    "EventType": {
+        "apiVersion": "eventing.knative.dev/v1beta3",
+        "kind": "EventType",
+        "metadata": _meta("order-created"),
+        "spec": {
+            "reference": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": "default"},
+            "description": "an order was placed",
+            "attributes": [{"name": "type", "value": "shop.order", "required": True}, {"name": "source"},
+                           {"name": "specversion", "value": "1.0"}, {"name": "id", "required": False}],
+        },
+    },
     "Secret": {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -191,6 +191,12 @@ def _container_source(res: Resource, namespace: str, config: ChannelDefaults) ->
             container["name"] = f"{res['metadata'].get('name', '')}-{i}"
 
 
+def _event_type(res: Resource, namespace: str, config: ChannelDefaults) -> None:
+    spec = _mapping(res, "spec")
+    if spec is not None:
+        _destination({"ref": spec.get("reference")}, namespace)
+
+
 FLOW_DEFAULTERS: dict[tuple[str, str], Callable[[Resource, str, ChannelDefaults], None]] = {
     ("messaging.knative.dev", "InMemoryChannel"): _in_memory_channel,
     ("messaging.knative.dev", "Channel"): _channel,
@@ -198,4 +204,5 @@ FLOW_DEFAULTERS: dict[tuple[str, str], Callable[[Resource, str, ChannelDefaults]
     ("flows.knative.dev", "Sequence"): _sequence,
     ("flows.knative.dev", "Parallel"): _parallel,
     ("sources.knative.dev", "ContainerSource"): _container_source,
+    ("eventing.knative.dev", "EventType"): _event_type,
 }

@@ -39,6 +39,7 @@ _CRD_FILES = {
     kinds.SEQUENCE: "eventing/sequence.yaml",
     kinds.PARALLEL: "eventing/parallel.yaml",
     kinds.CONTAINER_SOURCE: "eventing/containersource.yaml",
+    kinds.EVENT_TYPE: "eventing/eventtype.yaml",
 }
 
 # -- Kubernetes types --------------------------------------------------------------------------------------

@@ -184,13 +184,17 @@ def validate_parallel(res: Resource) -> Errors:
 
 
 def immutable_flow_fields(kind: str, old_spec: Mapping[str, Any], new_spec: Mapping[str, Any]) -> Errors:
-    """Knative's CheckImmutableFields: a Channel's spec (but its subscribers), a Subscription's channel."""
+    """Knative's CheckImmutableFields: a Channel's spec (but its subscribers), a Subscription's channel, all of
+    an EventType's spec."""
     if kind == "Channel":
         before = {k: v for k, v in old_spec.items() if k != "subscribers"}
         after = {k: v for k, v in new_spec.items() if k != "subscribers"}
         if before != after:
             changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
             return [FieldError(f"spec.{changed[0]}", "Immutable fields changed: a Channel's spec cannot change")]
+    if kind == "EventType" and old_spec != new_spec:
+        changed = sorted(k for k in set(old_spec) | set(new_spec) if old_spec.get(k) != new_spec.get(k))
+        return [FieldError(f"spec.{changed[0]}", "Immutable fields changed: an EventType's spec cannot change")]
     if kind == "Subscription" and old_spec.get("channel") != new_spec.get("channel"):
         return [FieldError("spec.channel", f"field is immutable: {old_spec.get('channel')!r} → "
                                            f"{new_spec.get('channel')!r}")]

@@ -1,11 +1,12 @@
 """Validation of the sources knative/eventing serves besides Ping and SinkBinding: ContainerSource (after
-its webhook: a sink, and at least one container, each with a name and an image)."""
+its webhook: a sink, and at least one container, each with a name and an image); and of the EventType
+registry (v1beta3: the attributes must name type, source, specversion and id)."""
 
 from __future__ import annotations
 
 from wisp.api.errors import FieldError
 from wisp.api.validate_core import Errors, as_list, as_mapping, missing, string_in, unknown_fields, validate_metadata
-from wisp.api.validate_eventing import ce_overrides, validate_destination
+from wisp.api.validate_eventing import ce_overrides, validate_destination, validate_kreference
 from wisp.types import Resource
 
 # A pod template's containers; wisp runs the first (sidecars are reported by the reconciler, not refused).
@@ -34,4 +35,34 @@ def validate_container_source(res: Resource) -> Errors:
         if container is not None:
             string_in(container.get("name"), f"spec.template.spec.containers[{i}].name", errs, required=True)
             string_in(container.get("image"), f"spec.template.spec.containers[{i}].image", errs, required=True)
+    return errs
+
+
+MAX_EVENT_TYPE_ATTRIBUTES = 100
+_REQUIRED_ATTRIBUTES = ("type", "source", "specversion", "id")
+
+
+def validate_event_type(res: Resource) -> Errors:
+    errs = validate_metadata(res)
+    spec = as_mapping(res.get("spec"), "spec", errs) or {}
+    errs.extend(unknown_fields(spec, ("reference", "description", "attributes"), "spec"))
+    reference = as_mapping(spec.get("reference"), "spec.reference", errs)
+    if reference is not None:
+        errs.extend(validate_kreference(reference, "spec.reference"))
+    string_in(spec.get("description"), "spec.description", errs)
+    attributes = as_list(spec.get("attributes"), "spec.attributes", errs) or []
+    if len(attributes) > MAX_EVENT_TYPE_ATTRIBUTES:
+        errs.append(FieldError("spec.attributes", f"at most {MAX_EVENT_TYPE_ATTRIBUTES} attributes"))
+    names = set()
+    for i, item in enumerate(attributes[:MAX_EVENT_TYPE_ATTRIBUTES]):
+        attribute = as_mapping(item, f"spec.attributes[{i}]", errs)
+        if attribute is None:
+            continue
+        errs.extend(unknown_fields(attribute, ("name", "required", "value"), f"spec.attributes[{i}]"))
+        name = string_in(attribute.get("name"), f"spec.attributes[{i}].name", errs, required=True)
+        if name:
+            names.add(name)
+    absent = [name for name in _REQUIRED_ATTRIBUTES if name not in names]
+    if absent:
+        errs.append(FieldError("spec.attributes", f"missing field(s): {', '.join(absent)}"))
     return errs

@@ -34,7 +34,7 @@ from wisp.api.validate_serving import (
     validate_route,
     validate_service,
 )
-from wisp.api.validate_sources import validate_container_source
+from wisp.api.validate_sources import validate_container_source, validate_event_type
 from wisp.types import Resource
 
 Validator = Callable[[Resource], list[FieldError]]
@@ -59,6 +59,7 @@ _VALIDATORS: dict[kinds.Kind, Validator] = {
     kinds.SEQUENCE: validate_sequence,
     kinds.PARALLEL: validate_parallel,
     kinds.CONTAINER_SOURCE: validate_container_source,
+    kinds.EVENT_TYPE: validate_event_type,
     kinds.SECRET: validate_secret,
     kinds.CONFIG_MAP: validate_config_map,
     kinds.NAMESPACE: validate_namespace,
@@ -128,7 +129,7 @@ def validate_update(old: Resource, new: Resource) -> list[FieldError]:
         )
     elif kind in ("Service", "Configuration"):
         errs.extend(_template_renamed(old_spec, new_spec))
-    elif kind in ("Channel", "Subscription"):
+    elif kind in ("Channel", "Subscription", "EventType"):
         errs.extend(immutable_flow_fields(kind, old_spec, new_spec))
     return errs
 

@@ -60,6 +60,8 @@ class InMemoryChannel:
         self._max_body = max_body_bytes
         self._subscribers: dict[str, ChannelSubscriber] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
+        # Told of each event the channel takes (EventType auto-creation), when set.
+        self.on_event: Callable[[CloudEvent], None] | None = None
 
     # -- subscribers (set by the Subscription reconciler) -------------------------------------------------
     def subscribers(self) -> list[ChannelSubscriber]:
@@ -137,6 +139,8 @@ class InMemoryChannel:
         if not events:
             await _respond(send, 400, "no CloudEvent in the request")
             return
+        if self.on_event is not None:
+            self._observe(events)
         if self.async_handler:
             if not self.publish_later(events):
                 await _respond(send, 503, "the channel has too many events in flight", [(b"retry-after", b"1")])
@@ -147,6 +151,16 @@ class InMemoryChannel:
             await _respond(send, 202, "")
         else:
             await _respond(send, 500, "a subscriber could not take the event")
+
+
+    def _observe(self, events: Sequence[CloudEvent]) -> None:
+        assert self.on_event is not None
+        for event in events:
+            try:
+                self.on_event(event)
+            except Exception:  # the registry is a side effect: it must not cost the event
+                log.exception("channel %s/%s: recording the type of event %s failed", self.namespace, self.name,
+                              event.get("id"))
 
 
 async def _read_body(receive: ASGIReceive, limit: int) -> bytes | None:

@@ -14,6 +14,7 @@ from wisp.control.eventing.base import EventingContext, PieceReconciler
 from wisp.control.eventing.broker import BrokerReconciler
 from wisp.control.eventing.channel import ChannelReconciler
 from wisp.control.eventing.container_source import ContainerSourceReconciler
+from wisp.control.eventing.event_type import AutoEventTypes, EventTypeReconciler
 from wisp.control.eventing.in_memory_channel import InMemoryChannelReconciler
 from wisp.control.eventing.kafka_source import KafkaSourceReconciler
 from wisp.control.eventing.parallel import ParallelReconciler
@@ -54,18 +55,20 @@ class Eventing:
         self.ping_source = PingSourceReconciler(ctx, deliverer)
         self.sink_binding = SinkBindingReconciler(ctx)
         self.channels = Channels(hosts if hosts is not None else {})
-        self.in_memory_channel = InMemoryChannelReconciler(ctx, deliverer, self.channels, max_body_bytes)
+        self.in_memory_channel = InMemoryChannelReconciler(ctx, deliverer, self.channels, max_body_bytes,
+                                                           AutoEventTypes(store))
         self.channel = ChannelReconciler(ctx)
         self.subscription = SubscriptionReconciler(ctx, self.channels)
         self.sequence = SequenceReconciler(ctx)
         self.parallel = ParallelReconciler(ctx)
         self.container_source = ContainerSourceReconciler(ctx, enqueue, logs_dir)
+        self.event_type = EventTypeReconciler(ctx)
 
     @property
     def reconcilers(self) -> list[Reconciler]:
         return [self.kafka_source, self.broker, self.trigger, self.ping_source, self.sink_binding,
                 self.in_memory_channel, self.channel, self.subscription, self.sequence, self.parallel,
-                self.container_source]
+                self.container_source, self.event_type]
 
     @property
     def _running(self) -> list[PieceReconciler[Any]]:
