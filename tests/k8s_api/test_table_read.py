@@ -210,3 +210,9 @@ async def test_watch_events_become_one_row_tables() -> None:
     assert decoded[1]["object"]["rows"][0]["cells"][0] == "b"
     assert decoded[2]["object"] == {"kind": "Status", "code": 410}
     assert sent[-1]["more_body"] is False
+
+
+def test_integers_beyond_64_bits_still_print() -> None:
+    from wisp.control.k8s_table_asgi import _dumps
+
+    assert json.loads(_dumps({"cells": [2**70]})) == {"cells": [2**70]}
