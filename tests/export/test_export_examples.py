@@ -22,7 +22,10 @@ def test_every_example_exports_to_documents_knative_accepts(tmp_path: Path, proj
           f"in {time.perf_counter() - started:.2f}s")
     files = read_export(out)
     assert set(files) == {"10-process.yaml", "20-kafkasource.yaml", "30-homepage.yaml", "hello.yaml",
-                          "events.yaml", "everything.yaml", "greeter.yaml"}
+                          "events.yaml", "everything.yaml", "greeter.yaml", "0-namespaces.yaml"}
+    # kubectl applies files in name order: the namespace `shop` is created before what lives in it.
+    assert files["0-namespaces.yaml"] == [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}]
+    assert sorted(files)[0] == "0-namespaces.yaml"
     for name, docs in files.items():
         for doc in docs:
             assert checks.problems(doc) == [], (name, doc["kind"])

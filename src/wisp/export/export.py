@@ -36,6 +36,10 @@ from wisp.types import Resource
 
 MARKER = ".wisp-export"  # an output directory wisp wrote, which a later export may replace
 INDEX = "build/index.json"
+# kubectl applies a directory's files in name order: the namespaces the others live in come first.
+NAMESPACES_FILE = "0-namespaces.yaml"
+# Namespaces a Knative cluster has already (cluster-wide settings such as config-autoscaler live there).
+_EXISTING_NAMESPACES = frozenset({"default", "knative-serving", "knative-eventing", "kube-system", "kube-public"})
 
 
 class ExportError(Exception):
@@ -83,7 +87,19 @@ def plan(paths: Sequence[Path], options: ExportOptions, *, base_image: str = DEF
                                   "accepted by Knative", errors)
         if translated.docs:
             result.files.setdefault(file_name, []).extend(translated.docs)
+    _add_namespaces(result)
     return result
+
+
+def _add_namespaces(result: Plan) -> None:
+    """A Namespace for each namespace the documents use that a cluster does not have and none declares."""
+    docs = [d for ds in result.files.values() for d in ds]
+    declared = {str(d["metadata"]["name"]) for d in docs if d.get("kind") == "Namespace"}
+    used = {str(d["metadata"]["namespace"]) for d in docs if d.get("metadata", {}).get("namespace")}
+    missing = sorted(used - declared - _EXISTING_NAMESPACES)
+    if missing:
+        result.files = {NAMESPACES_FILE: [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+                                          for name in missing], **result.files}
 
 
 def _image(use: CodeUse) -> str:
@@ -141,7 +157,7 @@ def _file_names(docs: list[LoadedDoc]) -> dict[str, str]:
         path = Path(source)
         # A Knative Functions project's func.yaml becomes the project's Service: named after the project.
         name = f"{path.parent.name}.yaml" if path.name == "func.yaml" else f"{path.stem}.yaml"
-        if name in used:
+        if name in used or name == NAMESPACES_FILE:
             name = f"{path.parent.name}-{path.stem}.yaml"
         while name in used:
             name = f"x-{name}"
