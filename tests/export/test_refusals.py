@@ -129,3 +129,16 @@ def test_a_failure_while_writing_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write(Plan(files={"a.yaml": [{"kind": "ConfigMap"}]}, contexts=[broken]), tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_what_wisp_would_refuse_is_refused_before_translation(tmp_path: Path) -> None:
+    manifest = tmp_path / "source.yaml"
+    manifest.write_text("apiVersion: sources.knative.dev/v1alpha1\nkind: KafkaSource\nmetadata:\n  name: s\n"
+                        "  annotations: {k8s.aliyun.com/req-timeout: soon}\nspec:\n"
+                        "  bootstrapServers: kafka.prod:9092\n"
+                        "  topics: t\n  consumerGroup: g\n  sink: {apiVersion: serving.knative.dev/v1, kind: Service, "
+                        "name: x}\n")
+    with pytest.raises(ManifestError) as caught:
+        export([manifest], tmp_path / "out", OPTIONS)
+    assert [e.path for e in caught.value.errors] == ["metadata.annotations[k8s.aliyun.com/req-timeout]"]
+    assert not (tmp_path / "out").exists()

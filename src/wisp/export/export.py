@@ -22,8 +22,10 @@ from typing import Any
 import yaml
 
 from wisp.api import func_project
+from wisp.api.defaults import apply_defaults
 from wisp.api.errors import FieldError, ManifestError
 from wisp.api.loader import LoadedDoc, load_paths
+from wisp.api.validation import validate
 from wisp.export import checks
 from wisp.export.addresses import Addresses
 from wisp.export.code import CodeError
@@ -62,6 +64,10 @@ def plan(paths: Sequence[Path], options: ExportOptions, *, base_image: str = DEF
          python: str = DEFAULT_PYTHON) -> Plan:
     """Everything the export will write, checked; ManifestError / ExportError otherwise."""
     docs = load_paths(paths)
+    for doc in docs:  # what wisp itself would refuse is refused here too, before any translation
+        errors = validate(apply_defaults(doc.resource))
+        if errors:
+            raise ManifestError(errors, doc.where)
     addresses = Addresses(options, local_kafka(docs), custom_domains(docs))
     result = Plan()
     placed: list[tuple[LoadedDoc, str, Translated]] = []
