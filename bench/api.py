@@ -1,6 +1,7 @@
 """Control API reads as Kubernetes clients make them: `kubectl get ksvc` with 500 Services, and list throughput.
 
-    .venv/bin/python bench/api.py [--services 500] [--requests 200] [--runs 3]
+    .venv/bin/python bench/api.py [--services 500] [--requests 200] [--runs 3] [--part all|get|watch]
+                                  [--watchers 100] [--updates 1000] [--rate 100]
 
 The control API as the daemon serves it (build_api with the Kubernetes read side: its routes and the Table
 middleware) runs under uvicorn on a free port, in a thread with its own event loop, over an in-memory store
@@ -13,12 +14,20 @@ throughput (sequential requests/s and objects/s). When kubectl is on PATH, the w
 get ksvc` against the same server is printed too (a process start and a cached discovery included).
 
 Target: the Table request's p95 <= 50 ms with 500 Services.
+
+Watch fan-out (`--part watch`, part of `all`): --watchers watches (`?watch=true` from the list's
+resourceVersion, fieldSelector metadata.name, as `kubectl get NAME -w` and `kubectl wait` ask), held by a
+separate process (aiohttp), while this process sends --updates merge patches of one Service at --rate/s
+(open loop), each carrying its send time in an annotation. Each watcher subtracts it on arrival: the delivery
+delay, the PATCH's own round trip included. Beside it, the same updates to one watcher (the baseline). Checked:
+every watcher gets every event, in order. Target: p99 <= 50 ms with 100 watchers and 1,000 updates.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -174,13 +183,137 @@ def report_get(medians: dict[str, dict[str, float]], services: int) -> bool:
     return ok
 
 
+# -- watch fan-out -------------------------------------------------------------------------------------------
+
+WATCHED = "watched"
+SENT = "bench.wisp.dev/sent"  # the updater's send time, carried in the object so each watcher can subtract it
+TARGET_WATCH_P99_MS = 50.0
+
+
+async def _watchers(url: str, count: int, expected: int, version: str, timeout: float) -> dict[str, Any]:
+    """`count` watches of the Services from `version`; each records its delay for every MODIFIED of WATCHED."""
+    import aiohttp  # only the watcher process needs it
+
+    received: list[list[str]] = [[] for _ in range(count)]
+    delays: list[float] = []
+    ready = asyncio.Event()
+    started = 0
+
+    async def one(index: int, session: aiohttp.ClientSession) -> None:
+        nonlocal started
+        params = {"watch": "true", "resourceVersion": version, "fieldSelector": f"metadata.name={WATCHED}"}
+        async with session.get(f"{url}{LIST_PATH}", params=params) as response:
+            response.raise_for_status()
+            started += 1
+            if started == count:
+                ready.set()
+            async for line in response.content:
+                now = time.time()
+                event = json.loads(line)
+                meta = event["object"]["metadata"]
+                if event["type"] != "MODIFIED" or SENT not in meta.get("annotations", {}):
+                    continue
+                delays.append((now - float(meta["annotations"][SENT])) * 1000)
+                received[index].append(meta["resourceVersion"])
+                if len(received[index]) == expected:
+                    return
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        tasks = [asyncio.create_task(one(i, session)) for i in range(count)]
+        await asyncio.wait_for(ready.wait(), 30)
+        print("ready", flush=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {"counts": [len(r) for r in received], "in_order": all(r == sorted(r, key=int) for r in received),
+            "delays": delays}
+
+
+def watch_child(url: str, count: int, expected: int, version: str) -> None:
+    """The watcher side, in a process of its own (the server's loop is not slowed by the clients' parsing)."""
+    result = asyncio.run(_watchers(url, count, expected, version, timeout=120))
+    print(json.dumps(result), flush=True)
+
+
+def fan_out(url: str, watchers: int, updates: int, rate: float) -> dict[str, float]:
+    """One run: `watchers` watches, then `updates` merge patches of WATCHED at `rate`/s (open loop)."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        version = client.get(LIST_PATH).json()["metadata"]["resourceVersion"]
+        child = subprocess.Popen([sys.executable, __file__, "--watch-child", url, str(watchers), str(updates),
+                                  version], stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError("the watchers did not start")
+        start = time.perf_counter()
+        for index in range(updates):
+            due = start + index / rate
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            patch = {"metadata": {"annotations": {SENT: repr(time.time())}}}
+            client.patch(f"{LIST_PATH}/{WATCHED}", json=patch,
+                         headers={"content-type": "application/merge-patch+json"}).raise_for_status()
+        output, _ = child.communicate(timeout=180)
+    result = json.loads(output.strip().splitlines()[-1])
+    delays = result["delays"]
+    complete = all(c == updates for c in result["counts"]) and result["in_order"]
+    return {"p50": percentile(delays, 0.5), "p99": percentile(delays, 0.99), "max": max(delays),
+            "complete": 1.0 if complete else 0.0, "delivered": float(len(delays))}
+
+
+def bench_watch(watchers: int, updates: int, rate: float, runs: int) -> dict[str, dict[str, float]]:
+    """Watch fan-out beside one watcher (the baseline) over the same updates; medians over `runs`."""
+    store = Store(None, time.time)
+    store.open()
+    seed_services(store, 1)
+    apply_manifests([{"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": WATCHED},
+                      "spec": {"template": {"spec": {"containers": [{"image": "./app"}]}}}}], store)
+    results: dict[str, list[dict[str, float]]] = {"one": [], "many": []}
+    try:
+        with served_api(store) as url:
+            for run in range(runs):
+                for name, count in (("one", 1), ("many", watchers)):
+                    figures = fan_out(url, count, updates, rate)
+                    results[name].append(figures)
+                    print(f"run {run + 1} {count:4} watcher(s): p50 {figures['p50']:6.1f} ms  p99 "
+                          f"{figures['p99']:6.1f} ms  max {figures['max']:6.1f} ms  {figures['delivered']:.0f} "
+                          f"events delivered, every watcher got every event in order: {bool(figures['complete'])}")
+    finally:
+        store.close()
+    return {name: {key: statistics.median(r[key] for r in runs_) for key in runs_[0]}
+            for name, runs_ in results.items()}
+
+
+def report_watch(medians: dict[str, dict[str, float]], watchers: int, updates: int, rate: float) -> bool:
+    one, many = medians["one"], medians["many"]
+    print(f"\nwatch fan-out: {watchers} watchers, {updates} updates at {rate:.0f}/s (medians over runs):")
+    print(f"  1 watcher     p50 {one['p50']:6.1f} ms  p99 {one['p99']:6.1f} ms")
+    print(f"  {watchers} watchers  p50 {many['p50']:6.1f} ms  p99 {many['p99']:6.1f} ms  "
+          f"({many['delivered']:.0f} deliveries)")
+    print(f"  p99 {watchers} watchers / 1 watcher: {many['p99'] / max(one['p99'], 0.001):.2f}x")
+    ok = many["p99"] <= TARGET_WATCH_P99_MS and many["complete"] == 1.0
+    print(f"  target: every watcher gets every event, p99 <= {TARGET_WATCH_P99_MS:.0f} ms: {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--watch-child":
+        watch_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--services", type=int, default=500)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--part", choices=("all", "get", "watch"), default="all")
+    parser.add_argument("--watchers", type=int, default=100)
+    parser.add_argument("--updates", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=100.0, help="updates per second during the watch fan-out")
     args = parser.parse_args()
-    ok = report_get(bench_get(args.services, args.requests, args.runs), args.services)
+    ok = True
+    if args.part in ("all", "get"):
+        ok = report_get(bench_get(args.services, args.requests, args.runs), args.services) and ok
+    if args.part in ("all", "watch"):
+        medians = bench_watch(args.watchers, args.updates, args.rate, args.runs)
+        ok = report_watch(medians, args.watchers, args.updates, args.rate) and ok
     return 0 if ok else 1
 
 
