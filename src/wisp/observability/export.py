@@ -59,6 +59,21 @@ class Tracer:
             "UNSET" if error is None else "ERROR", error or "", "wisp",
         ))
 
+    def record_request(self, trace_id: str, span_id: str, parent_id: str | None, start_ns: int, end_ns: int,
+                       namespace: str, revision: str, host: str, status: int, method: str) -> None:
+        """The ingress's span for one request (`ingress`, SERVER, ERROR for a 5xx), made only when the store is
+        read or exported: on the request path it costs one tuple (architecture.md, Tracing)."""
+        self.store.add_deferred(_request_span, (trace_id, span_id, parent_id, start_ns, end_ns, namespace, revision,
+                                                host, status, method))
+
+
+def _request_span(trace_id: str, span_id: str, parent_id: str | None, start_ns: int, end_ns: int, namespace: str,
+                  revision: str, host: str, status: int, method: str) -> Span:
+    return Span(trace_id, span_id, parent_id, "ingress", DAEMON_SERVICE, start_ns, end_ns, "SERVER",
+                {"wisp.namespace": namespace, "wisp.revision": revision, "http.host": host,
+                 "http.status_code": status, "http.method": method},
+                "ERROR" if status >= 500 else "UNSET", f"HTTP {status}" if status >= 500 else "", "wisp")
+
 
 class OtlpExporter:
     """Posts every span added to `store` to an OTLP/HTTP collector as protobuf, in batches, in the background.

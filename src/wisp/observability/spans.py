@@ -15,6 +15,7 @@ KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER") 
 STATUS_CODES = ("UNSET", "OK", "ERROR")  # OTLP enum order
 
 SpanListener = Callable[[Sequence["Span"]], None]
+SpanMaker = Callable[..., "Span"]
 
 
 @dataclass(slots=True)
@@ -125,13 +126,28 @@ class SpanStore:
         self._ring: deque[Span] = deque()
         self._traces: dict[str, _Entry] = {}
         self._listeners: list[SpanListener] = []
-        self.added = 0  # total ever added, for metrics
-        self.evicted = 0
+        self._added = 0  # total ever added, for metrics
+        self._evicted = 0
+        # Spans recorded with `add_deferred` and not made yet: (maker, its arguments), newest last.
+        self._pending: deque[tuple[SpanMaker, tuple[Any, ...]]] = deque(maxlen=capacity)
+        self._overrun = 0  # pending ones pushed out by newer ones before they were made (added and evicted)
 
     def __len__(self) -> int:
+        self._drain()
         return len(self._ring)
 
+    @property
+    def added(self) -> int:
+        self._drain()
+        return self._added
+
+    @property
+    def evicted(self) -> int:
+        self._drain()
+        return self._evicted
+
     def add_listener(self, listener: SpanListener) -> None:
+        self._drain()  # what was recorded before it listened is not its to see
         self._listeners.append(listener)
 
     def remove_listener(self, listener: SpanListener) -> None:
@@ -148,7 +164,7 @@ class SpanStore:
             if entry is None:
                 entry = self._traces[span.trace_id] = _Entry(span)
             entry.added(span)
-        self.added += len(batch)
+        self._added += len(batch)
         for listener in self._listeners:
             listener(batch)
 
@@ -162,14 +178,36 @@ class SpanStore:
         if entry is None:
             entry = self._traces[span.trace_id] = _Entry(span)
         entry.added(span)
-        self.added += 1
+        self._added += 1
         if self._listeners:
             batch = (span,)
             for listener in self._listeners:
                 listener(batch)
 
+    def add_deferred(self, make: SpanMaker, args: tuple[Any, ...]) -> None:
+        """Record a span to be made by `make(*args)` only when the store is read (or at once if a listener,
+        an exporter, wants every span as it comes). The request path records its spans this way: most are
+        evicted unread, and then they cost one tuple instead of a Span and an index entry each."""
+        if self._listeners:
+            self.add_one(make(*args))
+            return
+        pending = self._pending
+        if len(pending) == self.capacity:
+            self._overrun += 1
+        pending.append((make, args))
+
+    def _drain(self) -> None:
+        pending = self._pending
+        if pending:
+            spans = [make(*args) for make, args in pending]
+            pending.clear()
+            self._added += self._overrun
+            self._evicted += self._overrun
+            self._overrun = 0
+            self.add(spans)
+
     def _evict(self, span: Span) -> None:
-        self.evicted += 1
+        self._evicted += 1
         entry = self._traces[span.trace_id]
         # The ring is in insertion order and so is each trace's deque: the evicted span is its oldest.
         entry.spans.popleft()
@@ -185,11 +223,13 @@ class SpanStore:
             entry.stale = True
 
     def trace(self, trace_id: str) -> Trace | None:
+        self._drain()
         entry = self._traces.get(trace_id.lower())
         return None if entry is None else _trace(trace_id.lower(), entry)
 
     def traces(self, service: str | None = None, limit: int = 20) -> list[Trace]:
         """The newest traces first (by their earliest span's start); with `service`, those that touch it."""
+        self._drain()
         if limit <= 0:
             return []
         candidates = ((tid, e) for tid, e in self._traces.items() if service is None or service in e.services)
@@ -197,6 +237,7 @@ class SpanStore:
         return [_trace(tid, entry) for tid, entry in newest]
 
     def services(self) -> list[str]:
+        self._drain()
         names: set[str] = set()
         for entry in self._traces.values():
             names.update(entry.services)

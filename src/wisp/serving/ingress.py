@@ -271,11 +271,8 @@ class Ingress:
                 head.parts += (b"traceparent: ", head.trace_header, b"\r\n")
                 status = await self._proxy(receive, send, head, key, *backend, trace)
                 if trace.sampled:
-                    tracer.record_span(trace.trace_id, trace.span_id, trace.parent, "ingress", "wisp",
-                                       trace.start_ns, tracer.now_ns(),
-                                       {"wisp.namespace": key[0], "wisp.revision": key[1], "http.host": host,
-                                        "http.status_code": status, "http.method": scope["method"]},
-                                       error=f"HTTP {status}" if status >= 500 else None)
+                    tracer.record_request(trace.trace_id, trace.span_id, trace.parent, trace.start_ns,
+                                          tracer.now_ns(), key[0], key[1], host, status, scope["method"])
         self.observer.request_done(key, status, time.monotonic() - started)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
