@@ -222,7 +222,8 @@ class Daemon:
         serving = ServingReconciler(self.store, self.dataplane, self.routing, network, self.clock,
                                     extra_env=self._instance_env)
         await self.kube.start()  # before the controller: its first reconciles are events to record
-        self.controller = Controller(self.store, [serving, *self.eventing.reconcilers], enqueue)
+        self.controller = Controller(self.store, [serving, *self.eventing.reconcilers], enqueue,
+                                     on_failure=self.kube.reconcile_failed)
         await self.controller.start()
         virtual = VirtualKinds(
             list_pods=self.kube.pods,

@@ -3,6 +3,7 @@ changes and the autoscaler's decisions, and served read-only with field selector
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.k8s_api.read_side import read_api, service
 from wisp.api import kinds as k
 from wisp.control.admission import apply_manifests
+from wisp.control.controller import Controller
 from wisp.control.k8s_events import EventRecorder, ScaleEvents, SelectorError, StatusEvents, field_filter
 from wisp.store import Store, StoreEvent
 
@@ -156,4 +158,42 @@ async def test_the_api_serves_events_read_only() -> None:
             refused = await http.request(method, path, json={"kind": "Event"})
             assert refused.status_code == 405, method
         assert (await http.get("/api/v1/namespaces/default/events/missing")).status_code == 404
+    store.close()
+
+
+class Failing:
+    kinds = (k.SERVICE,)
+
+    async def reconcile(self, kind: k.Kind, namespace: str, name: str) -> None:
+        raise RuntimeError("the route table is gone")
+
+    async def deleted(self, kind: k.Kind, resource: dict[str, Any]) -> None:
+        return None
+
+    def dependents(self, event: StoreEvent) -> list[tuple[k.Kind, str, str]]:
+        return []
+
+
+async def test_a_failed_reconcile_is_a_warning_on_the_object() -> None:
+    store = Store(None, Clock())
+    store.open()
+    apply_manifests([service("hello")], store)
+    async with read_api(store) as (http, surface):
+        failed = asyncio.Event()
+
+        def on_failure(kind: k.Kind, namespace: str, name: str, error: Exception) -> None:
+            surface.reconcile_failed(kind, namespace, name, error)
+            failed.set()
+
+        controller = Controller(store, [Failing()], on_failure=on_failure)
+        await controller.start()
+        try:
+            await asyncio.wait_for(failed.wait(), 10)
+        finally:
+            await controller.stop()
+        [event] = (await http.get("/api/v1/namespaces/default/events")).json()["items"]
+        assert (event["type"], event["reason"], event["message"]) == (
+            "Warning", "InternalError", "RuntimeError: the route table is gone")
+        stored = store.get(k.SERVICE, "default", "hello")
+        assert stored is not None and event["involvedObject"]["uid"] == stored["metadata"]["uid"]
     store.close()

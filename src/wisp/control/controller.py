@@ -52,9 +52,12 @@ class Enqueue:
 
 
 class Controller:
-    def __init__(self, store: Store, reconcilers: list[Reconciler], enqueue: Enqueue | None = None) -> None:
-        """`enqueue`, when given, is bound to this controller's queue."""
+    def __init__(self, store: Store, reconcilers: list[Reconciler], enqueue: Enqueue | None = None,
+                 on_failure: Callable[[Kind, str, str, Exception], None] | None = None) -> None:
+        """`enqueue`, when given, is bound to this controller's queue; `on_failure` hears of each failed
+        reconcile (the daemon records it as a Warning event)."""
         self._store = store
+        self._on_failure = on_failure
         self._reconcilers = reconcilers
         self._by_kind = {kind: r for r in reconcilers for kind in r.kinds}
         self._running: dict[Key, asyncio.Task[None]] = {}
@@ -63,6 +66,9 @@ class Controller:
         self._watch: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[StoreEvent] | None = None
         self._retry_handles: set[asyncio.TimerHandle] = set()
+        # Set by stop: what stopping components report then (a runner draining) must not start a reconcile,
+        # which would build the running state again behind the stop (a new runner, new instances).
+        self._stopped = False
         if enqueue is not None:
             enqueue.bind(self.enqueue)
 
@@ -75,6 +81,7 @@ class Controller:
         self._watch = asyncio.create_task(self._watch_loop(), name="controller watch")
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -88,7 +95,7 @@ class Controller:
         await asyncio.gather(*self._running.values(), return_exceptions=True)
 
     def enqueue(self, kind: Kind, namespace: str, name: str) -> None:
-        if kind not in self._by_kind:
+        if kind not in self._by_kind or self._stopped:
             return
         key = (kind, namespace, name)
         if key in self._running:
@@ -130,9 +137,11 @@ class Controller:
                     self._failures.pop(key, None)
                 except asyncio.CancelledError:
                     raise
-                except Exception:
+                except Exception as exc:
                     count = self._failures.get(key, 0) + 1
                     self._failures[key] = count
+                    if self._on_failure is not None:
+                        self._on_failure(kind, namespace, name, exc)
                     if key in self._dirty:
                         # A change arrived meanwhile: run again at once, as client-go's work queue does.
                         log.exception("reconciling %s %s/%s failed; it changed since, running again",

@@ -14,8 +14,9 @@ from pathlib import Path
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from wisp.api.kinds import Kind
 from wisp.control.k8s_discovery import discovery_routes
-from wisp.control.k8s_events import EventRecorder, ScaleEvents, StatusEvents, event_routes
+from wisp.control.k8s_events import EventRecorder, ScaleEvents, StatusEvents, component_for, event_routes
 from wisp.control.k8s_openapi import openapi_routes
 from wisp.control.k8s_pod_logs import complete_pods, pod_log_routes
 from wisp.control.k8s_table_asgi import TableNegotiation
@@ -42,6 +43,13 @@ class KubernetesSurface:
     def pods(self, namespace: str | None) -> list[Resource]:
         """The running instances as Pods complete enough for kubectl (`logs` and `describe` read the spec)."""
         return complete_pods(self.list_pods(namespace), self.store)
+
+    def reconcile_failed(self, kind: Kind, namespace: str, name: str, error: Exception) -> None:
+        """A failed reconcile, as Knative's reconcilers report it: a Warning InternalError on the object."""
+        resource = self.store.get(kind, namespace, name)
+        if resource is not None:  # deleted meanwhile: nothing left to describe
+            self.recorder.record(resource, "Warning", "InternalError", f"{type(error).__name__}: {error}",
+                                 component_for(kind))
 
     def routes(self) -> list[Route]:
         return [*discovery_routes(self.wisp_version), *openapi_routes(), *event_routes(self.recorder),
