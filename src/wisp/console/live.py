@@ -46,20 +46,27 @@ def encode(message: dict[str, Any]) -> bytes:
 class Client:
     topic: Topic
     queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+    closed: bool = False
 
     def send(self, data: bytes | None) -> None:
-        try:
+        """Queue one message; None ends the stream. A client too slow to take it (queue full) is ended too: its
+        EventSource reconnects and starts again from a fresh snapshot."""
+        if self.closed:
+            return
+        if data is not None and not self.queue.full():
             self.queue.put_nowait(data)
-        except asyncio.QueueFull:  # too slow: end its stream; the browser reconnects to a fresh snapshot
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+            return
+        self.closed = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
     async def stream(self, first: bytes) -> AsyncIterator[bytes]:
         yield b"retry: 2000\n\n" + first
         while True:
             try:
-                data = await asyncio.wait_for(self.queue.get(), KEEPALIVE_SECONDS)
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    data = await self.queue.get()
             except TimeoutError:
                 yield b": keepalive\n\n"
                 continue
@@ -159,8 +166,10 @@ class LiveHub:
         while True:
             timeout = self._interval if (active or self._clients) else None
             woke = False
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that meets a set event (stop hangs).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
                 woke = True
             if woke:
                 await asyncio.sleep(self._coalesce)  # a burst of changes goes out as one message
