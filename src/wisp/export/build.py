@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wisp.export.containerfile import DEFAULT_BASE_IMAGE, DEFAULT_PYTHON
+from wisp.export.containerfile import DEFAULT_BASE_IMAGE, DEFAULT_PYTHON, PYTHON_MARK
 
 ENGINES = ("podman", "docker", "buildah")
 PIP_TIMEOUT_S = 900.0
@@ -89,13 +89,13 @@ def _run(argv: list[str], what: str, timeout: float, env: Mapping[str, str] | No
     return done.stdout
 
 
-def image_python(engine: str, image: str) -> str:
+def image_python(engine: str, image: str, env: Mapping[str, str] | None = None) -> str:
     """The `X.Y` of the Python in `image` (run once, without network)."""
     if Path(engine).name == "buildah":
         raise BuildError("buildah cannot run the base image to ask its Python version; pass --python X.Y")
     script = "import sys; print('%d.%d' % sys.version_info[:2])"
     out = _run([engine, "run", "--rm", "--network=none", "--entrypoint", "python3", image, "-c", script],
-               f"asking {image} for its Python version", 300.0)
+               f"asking {image} for its Python version", 300.0, env)
     version = out.strip().splitlines()[-1] if out.strip() else ""
     if not version.replace(".", "").isdigit():
         raise BuildError(f"{image}: python3 -c said {out.strip()!r}, not a version")
@@ -107,6 +107,7 @@ def install_deps(ctx: Context, python: str, pip_python: str = sys.executable) ->
     deps = ctx.path / "deps"
     shutil.rmtree(deps, ignore_errors=True)
     deps.mkdir()
+    (ctx.path / PYTHON_MARK).write_text(f"{python}\n")
     requirement_files = [f for f in ("requirements.txt", "runtime-requirements.txt") if (ctx.path / f).is_file()]
     if not any(_has_requirements(ctx.path / f) for f in requirement_files):
         return

@@ -60,7 +60,7 @@ def is_func_project(code_dir: Path) -> bool:
 
 
 def build_context(name: str, code_dir: Path, top: Path, workload: str, *, target: str, command: list[str],
-                  drain_seconds: int, base_image: str, python: str) -> BuildContext:
+                  drain_seconds: int, base_image: str) -> BuildContext:
     """Everything an image of `code_dir` needs, as files; CodeError when it cannot be one."""
     tree = code.gather(code_dir, top)
     reqs = code.requirements(code_dir, tree)
@@ -78,11 +78,11 @@ def build_context(name: str, code_dir: Path, top: Path, workload: str, *, target
         ctx.files["runtime-requirements.txt"] = code.runtime_requirements(RUNTIME_DISTRIBUTIONS).encode()
     workdir = PurePosixPath(*tree.workdir.parts) if tree.workdir.parts else PurePosixPath(".")
     if workload == "func":
-        text = containerfile.func_project(base_image, python, target)
+        text = containerfile.func_project(base_image, target)
     elif workload == "function":
-        text = containerfile.function(base_image, python, workdir, target, drain_seconds)
+        text = containerfile.function(base_image, workdir, target, drain_seconds)
     else:
-        text = containerfile.container(base_image, python, workdir, command, ships_runtime)
+        text = containerfile.container(base_image, workdir, command, ships_runtime)
     ctx.files["Containerfile"] = text.encode()
     ctx.files[".dockerignore"] = b"deps/**/__pycache__\n"
     if reqs.missing:

@@ -29,7 +29,7 @@ from wisp.api.validation import validate
 from wisp.export import checks
 from wisp.export.addresses import Addresses
 from wisp.export.code import CodeError
-from wisp.export.containerfile import DEFAULT_BASE_IMAGE, DEFAULT_PYTHON
+from wisp.export.containerfile import DEFAULT_BASE_IMAGE
 from wisp.export.context import TARGET, BuildContext, build_context, is_func_project
 from wisp.export.entry_check import EntryPointError, check_entry_point, check_func_project
 from wisp.export.options import ExportOptions
@@ -60,8 +60,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def plan(paths: Sequence[Path], options: ExportOptions, *, base_image: str = DEFAULT_BASE_IMAGE,
-         python: str = DEFAULT_PYTHON) -> Plan:
+def plan(paths: Sequence[Path], options: ExportOptions, *, base_image: str = DEFAULT_BASE_IMAGE) -> Plan:
     """Everything the export will write, checked; ManifestError / ExportError otherwise."""
     docs = load_paths(paths)
     for doc in docs:  # what wisp itself would refuse is refused here too, before any translation
@@ -83,7 +82,7 @@ def plan(paths: Sequence[Path], options: ExportOptions, *, base_image: str = DEF
         raise ManifestError([FieldError(use.path, f"{_image(use)!r} is a local directory: "
                                                   "it becomes an image pushed to a registry; pass --registry "
                                                   "REGISTRY (e.g. ghcr.io/you)")], doc.where)
-    result.contexts = _contexts(uses, options, base_image, python)
+    result.contexts = _contexts(uses, options, base_image)
     for doc, file_name, translated in placed:
         for out_doc in translated.docs:
             errors = checks.problems(out_doc)
@@ -112,8 +111,8 @@ def _image(use: CodeUse) -> str:
     return str(use.container.get("image"))
 
 
-def _contexts(uses: list[tuple[LoadedDoc, CodeUse]], options: ExportOptions, base_image: str,
-              python: str) -> list[BuildContext]:
+def _contexts(uses: list[tuple[LoadedDoc, CodeUse]], options: ExportOptions,
+              base_image: str) -> list[BuildContext]:
     """One build context per (directory, class, entry point or command); the images set in the documents."""
     by_key: dict[tuple[Any, ...], BuildContext] = {}
     taken: set[str] = set()
@@ -137,8 +136,7 @@ def _contexts(uses: list[tuple[LoadedDoc, CodeUse]], options: ExportOptions, bas
                 elif use.workload == "function":
                     signature = check_entry_point(use.code_dir, use.target, use.env)
                 ctx = build_context(name, use.code_dir, use.top, workload, target=target,
-                                    command=use.command, drain_seconds=use.drain_seconds, base_image=base_image,
-                                    python=python)
+                                    command=use.command, drain_seconds=use.drain_seconds, base_image=base_image)
             except (EntryPointError, CodeError) as e:
                 raise ManifestError([FieldError(use.path, str(e))], doc.where) from None
             ctx.signature = signature
