@@ -147,7 +147,10 @@ def source_digest(directory: Path) -> str:
             if count > MAX_SOURCE_FILES:
                 raise ManifestError([FieldError("", f"the project has more than {MAX_SOURCE_FILES} files")])
             try:
-                content = path.read_bytes() if path.is_file() else b""
+                content = b""
+                if path.is_file():
+                    with path.open("rb") as stream:  # never more than the budget left, whatever the file's size
+                        content = stream.read(MAX_SOURCE_BYTES - size + 1)
             except OSError as exc:
                 raise ManifestError([FieldError("", f"cannot read {path}: {exc.strerror or exc}")]) from exc
             size += len(content)
