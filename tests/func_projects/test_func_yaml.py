@@ -235,3 +235,15 @@ def test_a_wrong_value_anywhere_is_refused_at_its_path(data: st.DataObject) -> N
     errors = func_project.schema_errors(doc)
     assert [str(e) for e in errors if e.path == ".".join(path)] == [
         f"{'.'.join(path)}: must be of type {field_schema['type']}"], errors
+
+
+def test_a_project_beyond_the_source_limits_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = project(tmp_path, "http", "big")
+    monkeypatch.setattr(func_project, "MAX_SOURCE_FILES", 3)
+    with pytest.raises(ManifestError, match="the project has more than 3 files"):
+        load_paths([directory])
+    monkeypatch.setattr(func_project, "MAX_SOURCE_FILES", 10_000)
+    monkeypatch.setattr(func_project, "MAX_SOURCE_BYTES", 1024)
+    (directory / "data.bin").write_bytes(b"x" * 4096)
+    with pytest.raises(ManifestError, match="the project is larger than 0 MiB"):
+        load_paths([directory])
