@@ -13,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import sys
 import sysconfig
+import time
 import tomllib
 from pathlib import Path
 
 import wisp
 from wisp.serving.workloads.types import WorkloadError
+
+logger = logging.getLogger("wisp.workloads.project_env")
 
 FUNC_PYTHON = "func-python>=0.8,<0.9"  # the middleware Knative's Python images run functions under
 INSTALL_TIMEOUT = 600.0  # the first install of a project downloads its packages
@@ -114,6 +118,8 @@ class ProjectEnvs:
             if venv.exists():
                 shutil.rmtree(venv)
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            logger.info("making the environment of %s with uv (%s)", project, venv)
+            started = time.monotonic()
             try:
                 await self._uv_run(project, "venv", "--quiet", "--python", self.python, str(venv))
                 requirements = [arg for file in declared_files(project) for arg in ("-r", str(file))]
@@ -123,6 +129,7 @@ class ProjectEnvs:
                 shutil.rmtree(venv, ignore_errors=True)
                 raise
             (venv / _COMPLETE).write_text(f"{project}\n")
+            logger.info("environment of %s ready in %.1fs", project, time.monotonic() - started)
         return python
 
     async def _uv_run(self, project: Path, *args: str) -> None:
