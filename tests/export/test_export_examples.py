@@ -146,3 +146,10 @@ def test_env_overrides_replace_values_wherever_they_are_set(tmp_path: Path) -> N
     for name in ("10-process.yaml", "30-homepage.yaml"):
         env = {e["name"]: e.get("value") for e in files[name][0]["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["TABLE_URL"] == "postgresql://db.prod/barrage"
+
+
+def test_a_registry_on_localhost_is_the_nodes_own(tmp_path: Path) -> None:
+    # kind's local registry is localhost:5001 from the nodes' point of view: image references may name it.
+    result = export([EXAMPLES[1]], tmp_path / "out", ExportOptions.parse("localhost:5001", None, None, None, []))
+    assert {c.image.rpartition(":")[0] for c in result.contexts} == {"localhost:5001/hello",
+                                                                       "localhost:5001/hello-container"}

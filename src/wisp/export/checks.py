@@ -47,8 +47,11 @@ def leftovers(value: Any, path: str = "") -> list[FieldError]:
             sub = f"{path}.{key}" if path else str(key)
             if str(key).startswith("wisp.dev/"):
                 found.append(FieldError(f"{path}[{key}]", "wisp's own annotation or label, meaningless to Knative"))
-            if key == "image" and isinstance(item, str) and item.startswith(_LOCAL_IMAGE):
-                found.append(FieldError(sub, f"{item!r} is a directory on this machine, not an image"))
+            if key == "image" and isinstance(item, str):
+                # A registry on localhost is the nodes' own (kind's local registry): only a directory is wrong.
+                if item.startswith(_LOCAL_IMAGE):
+                    found.append(FieldError(sub, f"{item!r} is a directory on this machine, not an image"))
+                continue
             found += leftovers(item, sub)
     elif isinstance(value, list):
         for i, item in enumerate(value):
