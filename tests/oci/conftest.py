@@ -65,6 +65,17 @@ CMD ["from-image-cmd"]
 """
 
 
+# The first test to need an image may build the base image (mmdebstrap downloads Debian's packages): its set-up
+# gets this long; the tests themselves stay within the suite's usual limit.
+BASE_BUILD_ALLOWANCE = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "server_image" in getattr(item, "fixturenames", ()) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(BASE_BUILD_ALLOWANCE))
+
+
 @pytest.fixture(scope="session")
 def oci_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """CONTAINERS_CONF set for the session: every podman and every wisp daemon the tests start see it."""
