@@ -14,6 +14,11 @@ and times the sink's first to last arrival (the consumer group's join is not cou
   3. latency: records produced open-loop at --rate/s for --latency-seconds into a consuming source; the sink
      subtracts the send time (a record header) from its arrival time → p50/p99, ordered and unordered.
      Target p99 <= 50 ms.
+  4. flows (--flows-events per run, --flows-concurrency senders POSTing to the address through the ingress):
+     the single hop (an InMemoryChannel with one Subscription to the sink), a 3-step Sequence (each step an
+     echo that replies with the event; the reply goes to the sink) and an InMemoryChannel with 3 Subscriptions
+     → events/s (events sent, from first send to last arrival) and end-to-end p99 (send → sink). Target: the
+     Sequence >= 0.5x the single hop's rate. `--flows-only` runs just this part (no Kafka).
 --profile DIR records the daemon with py-spy during the throughput runs (flame graph SVGs in DIR).
 Only 127.0.0.1; bounded in count and time; everything started here is stopped at the end.
 """
@@ -72,7 +77,13 @@ def serve_sink(port: int, delay_ms: float) -> None:
         stats["connections"] = len(connections)
         try:
             await request.read()
-            sent = request.headers.get("ce-kafkaheadert")
+            sent = request.headers.get("ce-kafkaheadert") or request.headers.get("ce-benchsent")
+            if request.path.startswith("/echo"):
+                # A Sequence step: reply with the event itself (binary mode), not counted as an arrival.
+                body = await request.read()
+                headers = {k: v for k, v in request.headers.items()
+                           if k.lower().startswith("ce-") or k.lower() == "content-type"}
+                return web.Response(status=200, body=body, headers=headers)
             if sent is not None:
                 stats["latencies_ms"].append((now - float(sent)) * 1000)
             if delay_ms:
@@ -139,13 +150,18 @@ async def tansu(workdir: Path) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def wisp_daemon(workdir: Path, bootstrap: str) -> AsyncIterator[tuple[str, int]]:
-    """`wisp up --kafka` with nothing applied; yields (control API URL, pid)."""
+async def wisp_daemon(workdir: Path, bootstrap: str | None,
+                      ports: list[int] | None = None) -> AsyncIterator[tuple[str, int]]:
+    """`wisp up --kafka` with nothing applied (no Kafka when `bootstrap` is None); yields (control API URL, pid).
+    `ports`, when given, receives the ingress port."""
     port, api_port = free_port(), free_port()
+    if ports is not None:
+        ports.append(port)
+    kafka = ["--kafka", bootstrap] if bootstrap else []
     log = (workdir / "daemon.log").open("ab")
     proc = await asyncio.create_subprocess_exec(
         str(BIN / "wisp"), "up", "--port", str(port), "--api-port", str(api_port), "--state-dir",
-        str(workdir / "state"), "--kafka", bootstrap, cwd=workdir, stdin=asyncio.subprocess.DEVNULL,
+        str(workdir / "state"), *kafka, cwd=workdir, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True)
     daemon = Proc(proc)
     try:
@@ -324,6 +340,110 @@ class Bench:
                 "achieved": total / (time.monotonic() - start)}
 
 
+# -- flows: channels and Sequences ---------------------------------------------------------------------------
+
+SEQUENCE_TARGET_RATIO = 0.5
+_IMC = {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel"}
+
+
+def _channel_host(name: str) -> str:
+    return f"{name}-kn-channel.default.svc.cluster.local"
+
+
+def flow_manifests(kind: str, name: str, sink: str, steps: list[str]) -> tuple[list[dict[str, Any]], str]:
+    """The manifests of one flow case and the host of its address."""
+    meta = {"name": name, "namespace": "default"}
+
+    def subscription(sub: str, channel: str, uri: str) -> dict[str, Any]:
+        return {"apiVersion": "messaging.knative.dev/v1", "kind": "Subscription",
+                "metadata": {"name": sub, "namespace": "default"},
+                "spec": {"channel": {**_IMC, "name": channel}, "subscriber": {"uri": uri}}}
+
+    if kind == "single hop":
+        return [{**_IMC, "metadata": meta}, subscription(f"{name}-s", name, sink)], _channel_host(name)
+    if kind == "channel x3":
+        subs = [subscription(f"{name}-s{i}", name, f"{sink}fan{i}") for i in range(3)]
+        return [{**_IMC, "metadata": meta}, *subs], _channel_host(name)
+    return [{"apiVersion": "flows.knative.dev/v1", "kind": "Sequence", "metadata": meta,
+             "spec": {"channelTemplate": _IMC, "steps": [{"uri": f"{step}echo"} for step in steps],
+                      "reply": {"uri": sink}}}], \
+        _channel_host(f"{name}-kn-sequence-0")
+
+
+async def through_flow(bench: Bench, workdir: Path, ingress: str, sink: str, steps: list[str], kind: str,
+                       events: int, concurrency: int) -> dict[str, float]:
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    manifests, host = flow_manifests(kind, name, sink, steps)
+    path = workdir / f"{name}.yaml"
+    path.write_text("\n---\n".join(json.dumps(m) for m in manifests))
+    await bench.wisp("apply", "-f", str(path))
+    arrivals = events * (3 if kind == "channel x3" else 1)
+    body = b'{"message": "hello, wisp"}'
+
+    async def post(event_id: str) -> int:
+        headers = {"Host": host, "ce-specversion": "1.0", "ce-id": event_id, "ce-source": "/bench",
+                   "ce-type": "bench", "ce-benchsent": repr(time.time()), "content-type": "application/json"}
+        async with bench.session.post(ingress, data=body, headers=headers) as r:
+            await r.read()
+            return r.status
+
+    try:
+        deadline = time.monotonic() + 60
+        while await post("probe") != 202:  # until the flow's channels and subscriptions are ready
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: the {kind} flow never became ready")
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
+        await bench.reset(sink)
+        remaining = events
+        failures = 0
+
+        async def sender() -> None:
+            nonlocal remaining, failures
+            while remaining > 0:
+                remaining -= 1
+                if await post(uuid.uuid4().hex) != 202:
+                    failures += 1
+
+        start = time.time()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        stats = await bench.wait_count(sink, arrivals - failures, timeout=60 + events / 50)
+    finally:
+        await bench.wisp("delete", "-f", str(path))
+    lat = sorted(stats["latencies_ms"])
+    return {"rate": events / (stats["last"] - start), "p50": percentile(lat, 50), "p99": percentile(lat, 99),
+            "failures": failures}
+
+
+async def run_flows(bench: Bench, workdir: Path, ingress: str, sink: str, args: argparse.Namespace) -> None:
+    # Each Sequence step is a service of its own: an echo in its own process, as the sink is.
+    async with sink_process(0) as s1, sink_process(0) as s2, sink_process(0) as s3:
+        await _run_flows(bench, workdir, ingress, sink, [s1, s2, s3], args)
+
+
+async def _run_flows(bench: Bench, workdir: Path, ingress: str, sink: str, steps: list[str],
+                     args: argparse.Namespace) -> None:
+    print("warming up the flows ...")
+    await through_flow(bench, workdir, ingress, sink, steps, "single hop", 500, args.flows_concurrency)
+    medians: dict[str, dict[str, float]] = {}
+    for kind in ("single hop", "sequence x3", "channel x3"):
+        runs = []
+        for i in range(args.runs):
+            result = await through_flow(bench, workdir, ingress, sink, steps, kind, args.flows_events,
+                                        args.flows_concurrency)
+            runs.append(result)
+            print(f"  run {i + 1} ({kind}): {result['rate']:.0f} events/s, p50 {result['p50']:.1f} ms, "
+                  f"p99 {result['p99']:.1f} ms, {result['failures']:.0f} refused")
+        medians[kind] = {key: statistics.median(r[key] for r in runs) for key in ("rate", "p50", "p99")}
+    base = medians["single hop"]["rate"]
+    for kind, m in medians.items():
+        print(f"4. {kind:<12} {m['rate']:7.0f} events/s ({m['rate'] / base:.2f}x the single hop), "
+              f"p50 {m['p50']:.1f} ms, p99 {m['p99']:.1f} ms")
+    ratio = medians["sequence x3"]["rate"] / base
+    print(f"   3-step Sequence / single hop = {ratio:.2f} [target >= {SEQUENCE_TARGET_RATIO}: "
+          f"{mark(ratio >= SEQUENCE_TARGET_RATIO)}]")
+
+
 def percentile(sorted_values: list[float], p: float) -> float:
     """Nearest-rank percentile."""
     rank = max(1, math.ceil(p / 100 * len(sorted_values)))
@@ -355,9 +475,18 @@ def mark(ok: bool) -> str:
 async def run(args: argparse.Namespace) -> int:
     print(f"events bench: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
           f"{args.runs} run(s), {args.partitions} partitions")
+    if args.flows_only:
+        with tempfile.TemporaryDirectory(prefix="wisp-bench-flows-") as tmp:
+            flow_dir, flow_ports = Path(tmp), list[int]()
+            async with wisp_daemon(flow_dir, None, flow_ports) as (api, _), sink_process(0) as fast, \
+                    aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                await run_flows(Bench("", api, 1, session), flow_dir, f"http://127.0.0.1:{flow_ports[0]}/", fast,
+                                args)
+        return 0
     with tempfile.TemporaryDirectory(prefix="wisp-bench-events-") as tmp:
         workdir = Path(tmp)
-        async with tansu(workdir) as bootstrap, wisp_daemon(workdir, bootstrap) as (api, daemon_pid), \
+        ports: list[int] = []
+        async with tansu(workdir) as bootstrap, wisp_daemon(workdir, bootstrap, ports) as (api, daemon_pid), \
                 sink_process(0) as fast, sink_process(SLOW_DELAY_MS) as slow, \
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             bench = Bench(bootstrap, api, args.partitions, session)
@@ -403,6 +532,8 @@ async def run(args: argparse.Namespace) -> int:
                 p99 = statistics.median(r["p99"] for r in runs)
                 print(f"3. latency produce → sink at {args.rate:g} events/s ({ordering}): p50 {p50:.1f} ms, "
                       f"p99 {p99:.1f} ms [target p99 <= {P99_TARGET_MS:g} ms: {mark(p99 <= P99_TARGET_MS)}]")
+
+            await run_flows(bench, workdir, f"http://127.0.0.1:{ports[0]}/", fast, args)
     return 0
 
 
@@ -415,6 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--profile", type=Path, default=None, help="py-spy speedscope profiles of the daemon here")
+    parser.add_argument("--flows-events", type=int, default=3000)
+    parser.add_argument("--flows-concurrency", type=int, default=32)
+    parser.add_argument("--flows-only", action="store_true", help="only the channel and Sequence cases (no Kafka)")
     parser.add_argument("--sink", type=int, default=None, help=argparse.SUPPRESS)  # run as the sink process
     parser.add_argument("--delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -422,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
         serve_sink(args.sink, args.delay_ms)
         return 0
     if not (1 <= args.runs <= 10 and 100 <= args.records <= 200_000 and 100 <= args.slow_records <= 100_000
-            and 0 < args.rate <= 5000 and 0 < args.latency_seconds <= 60 and 1 <= args.partitions <= 64):
+            and 0 < args.rate <= 5000 and 0 < args.latency_seconds <= 60 and 1 <= args.partitions <= 64
+            and 100 <= args.flows_events <= 100_000 and 1 <= args.flows_concurrency <= 512):
         parser.error("out of bounds: runs 1-10, records 100-200000, rate <= 5000, latency-seconds <= 60")
     return asyncio.run(run(args))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from wisp.eventing.cloudevents import CloudEvent, CloudEventError, parse_request
@@ -39,7 +39,9 @@ def channel_host(name: str, namespace: str) -> str:
 
 @dataclass(frozen=True)
 class ChannelSubscriber:
-    """One Subscription as the channel runs it, destinations already resolved."""
+    """One Subscription as the channel runs it, destinations already resolved. `reply_channel` is the reply's
+    channel when it is one of this machine's in-memory channels: the reply is handed to it in-process (no
+    encoding, no ingress), and only a failed hand-over goes through `reply` with the delivery's retries."""
 
     uid: str
     generation: int
@@ -47,6 +49,7 @@ class ChannelSubscriber:
     reply: Destination | None
     delivery: DeliverySpec
     dead_letter: Destination | None = None
+    reply_channel: InMemoryChannel | None = field(default=None, compare=False)
 
 
 class InMemoryChannel:
@@ -95,6 +98,14 @@ class InMemoryChannel:
         results = await asyncio.gather(*work)
         return all(results)
 
+    async def take(self, events: Sequence[CloudEvent]) -> bool:
+        """What the channel's address does with events, called in-process: fan out now, or later when async."""
+        if self.on_event is not None:
+            self._observe(events)
+        if self.async_handler:
+            return self.publish_later(events)
+        return await self.publish(events)
+
     def publish_later(self, events: Sequence[CloudEvent]) -> bool:
         """Fan out in the background; False when too many deliveries are already in flight."""
         if len(self._tasks) >= MAX_ASYNC_IN_FLIGHT:
@@ -113,6 +124,9 @@ class InMemoryChannel:
                 return result.outcome == "dead-lettered"
             reply = result.reply
         if reply is None or sub.reply is None:
+            return True
+        if sub.reply_channel is not None and await sub.reply_channel.take([reply]):
+            self.counters.delivered += 1
             return True
         result = await self._deliverer.deliver(reply, sub.reply, sub.delivery, sub.dead_letter)
         self.counters.record(result)

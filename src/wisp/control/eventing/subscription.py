@@ -98,11 +98,20 @@ class SubscriptionReconciler(KindReconciler):
         if self._attached.get(uid) not in (None, where):
             self._detach(uid)  # the channel changed (a flow regenerated it): leave the old one
         dispatcher.subscribe(ChannelSubscriber(uid, int(sub["metadata"].get("generation", 1)), subscriber, reply,
-                                               delivery, dead_letter))
+                                               delivery, dead_letter, self._local_channel(spec.get("reply"),
+                                                                                          namespace)))
         self._attached[uid] = where
         self.write_status(sub, fb.subscription_ready(
             sub, subscriber.reported_url if subscriber else None, reply.reported_url if reply else None,
             dead_letter.reported_url if dead_letter else None))
+
+    def _local_channel(self, reply: Mapping[str, Any] | None, namespace: str) -> InMemoryChannel | None:
+        """The in-memory channel a reply names by reference (a Sequence's next step), if it runs here."""
+        ref = (reply or {}).get("ref") or {}
+        if ref.get("kind") not in ("InMemoryChannel", "Channel") or (reply or {}).get("uri"):
+            return None
+        # A Channel's backing InMemoryChannel has the Channel's name.
+        return self._channels.get(str(ref.get("namespace") or namespace), str(ref.get("name", "")))
 
     async def deleted(self, kind: Kind, resource: Resource) -> None:
         self._detach(str(resource["metadata"].get("uid")))
