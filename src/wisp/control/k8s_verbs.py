@@ -13,6 +13,7 @@ as the API server refuses it for every custom resource (its strategy disallows u
 from __future__ import annotations
 
 import copy
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,7 +100,8 @@ def options(request: Request) -> Options:
 def respond(kind: Kind, resource: Resource, code: int = 200, warnings: list[str] | None = None) -> Response:
     response = JSONResponse(redact(kind, resource), status_code=code)
     for warning in warnings or []:
-        response.headers.append("Warning", '299 - "' + warning.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        # Quoted and escaped as a JSON string: a header carries ASCII only, and a field name may be anything.
+        response.headers.append("Warning", "299 - " + json.dumps(warning))
     return response
 
 
