@@ -123,10 +123,10 @@ def measure(client: httpx.Client, path: str, accept: str, requests: int) -> dict
     objects = 0
     for _ in range(requests):
         start = time.perf_counter()
-        response = client.get(path, headers={"Accept": accept})
-        body = response.json()
+        response = client.get(path, headers={"Accept": accept})  # the whole body read: server side + transfer
         times.append((time.perf_counter() - start) * 1000)
         response.raise_for_status()
+        body = response.json()
         objects = len(body.get("rows", body.get("items", [])))
     total = sum(times) / 1000
     return {"p50": percentile(times, 0.5), "p95": percentile(times, 0.95), "p99": percentile(times, 0.99),
