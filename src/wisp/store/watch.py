@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -81,7 +80,7 @@ class Watcher:
     expired: bool = False
     ended: bool = False
     _pending: deque[Change] = field(default_factory=deque)
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiter: asyncio.Future[None] | None = None
 
     def offer(self, version: int, event: StoreEvent) -> None:
         if self.ended:
@@ -94,25 +93,38 @@ class Watcher:
             self._pending.clear()
         else:
             self._pending.append(Change(version, sent, event))
-        self._ready.set()
+        self._wake()
 
     def end(self) -> None:
         self.ended = True
-        self._ready.set()
+        self._wake()
+
+    def _wake(self, *_: object) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def take(self) -> list[Change]:
         """Everything buffered, oldest first (empty when none)."""
         out = list(self._pending)
         self._pending.clear()
-        self._ready.clear()
         return out
 
     async def wait(self, timeout: float | None) -> None:
-        """Until something is buffered, the watch ended, or `timeout` seconds passed."""
+        """Until something is buffered, the watch ended, or `timeout` seconds passed.
+
+        A bare future and a timer rather than wait_for(Event.wait()): no task per wake, which a fan-out to
+        many watchers pays on every change."""
         if self._pending or self.ended:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout)
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, self._wake) if timeout is not None else None
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
 
 class Watchers:
