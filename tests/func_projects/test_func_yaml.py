@@ -166,6 +166,11 @@ def test_runtime_other_than_python(tmp_path: Path) -> None:
      "run.envs[0].value: must be a value, {{ env:NAME }}, {{ secret:NAME:KEY }} or {{ configMap:NAME:KEY }}"),
     ("run:\n  envs:\n    - value: plain\n",
      "run.envs[0].value: without a name, must be {{ secret:NAME }} or {{ configMap:NAME }}"),
+    # Knative's own rules on what func.yaml made, named by the func.yaml field.
+    ("deploy:\n  options:\n    scale: {min: 5, max: 2}\n", "deploy.options.scale.max: must be >= min-scale"),
+    ("deploy:\n  options:\n    resources:\n      limits:\n        concurrency: 5000\n",
+     "deploy.options.resources.limits.concurrency: expected 0 <= 5000 <= 1000"),
+    ("deploy:\n  options:\n    scale: {target: 0}\n", "deploy.options.scale.target: target 0 should be at least 0.01"),
 ])
 def test_bad_fields_are_refused_with_their_path(tmp_path: Path, extra: str, expected: str) -> None:
     assert expected in refused(tmp_path, extra)

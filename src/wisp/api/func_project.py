@@ -11,6 +11,7 @@ serving/workloads/function.py for how the func-python middleware serves it).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ import yaml
 from wisp.api import bounded_yaml
 from wisp.api.errors import FieldError, ManifestError
 from wisp.api.names import MANIFEST_DIR_ANNOTATION, WORKLOAD_CLASS_ANNOTATION
+from wisp.api.validation import validate
 from wisp.types import Resource
 
 if TYPE_CHECKING:
@@ -233,6 +235,27 @@ def to_resources(doc: Mapping[str, Any], directory: Path, environ: Mapping[str, 
     return [service, *_triggers(name, namespace, deploy.get("subscriptions") or [])]
 
 
+def knative_errors(resources: list[Resource]) -> list[FieldError]:
+    """Knative's rules on what func.yaml made (max-scale >= min-scale, containerConcurrency <= 1000, ...), each
+    error at the func.yaml field it came from where there is one, else at the Service's own path."""
+    errors: list[FieldError] = []
+    for resource in resources:
+        for error in validate(copy.deepcopy(resource)):
+            field = _FIELDS_BY_SERVICE_PATH.get(error.path)
+            kind = resource["kind"]
+            errors.append(FieldError(field, error.message) if field else error.nested(f"({kind})"))
+    return errors
+
+
+_FIELDS_BY_SERVICE_PATH = {
+    **{f"spec.template.metadata.annotations[{annotation}]": f"deploy.options.scale.{key}"
+       for key, annotation in _SCALE_ANNOTATIONS.items()},
+    "spec.template.spec.containerConcurrency": "deploy.options.resources.limits.concurrency",
+    "metadata.name": "name",
+    "metadata.namespace": "namespace",
+}
+
+
 def invoke(doc: Mapping[str, Any]) -> str:
     """How the function is invoked: `http` (the default) or `cloudevent`."""
     value = doc.get("invoke") or "http"
@@ -325,6 +348,10 @@ def load(directory: Path, environ: Mapping[str, str]) -> list[Resource]:
         raise ManifestError([FieldError("", f"not UTF-8 text: {exc.reason} at byte {exc.start}")], where) from exc
     doc = parse(text, where)
     try:
-        return to_resources(doc, directory.resolve(), environ, source_digest(directory))
+        resources = to_resources(doc, directory.resolve(), environ, source_digest(directory))
     except ManifestError as exc:
         raise ManifestError(exc.errors, where) from None
+    errors = knative_errors(resources)
+    if errors:
+        raise ManifestError(errors, where)
+    return resources
