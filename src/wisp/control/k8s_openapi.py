@@ -259,6 +259,12 @@ def v3_root() -> bytes:
     return json.dumps({"paths": paths}, separators=(",", ":")).encode()
 
 
+def warm_openapi() -> None:
+    """Build (and cache) every document now."""
+    v3_root()
+    v2_bytes()
+
+
 def _to_v2(schema: Any) -> Any:
     """A v3 schema → Swagger 2.0: refs into #/definitions; anyOf/oneOf/not/nullable dropped (as kube-apiserver
     publishes CRDs in v2); int-or-string as Kubernetes' IntOrString (a string of format int-or-string)."""

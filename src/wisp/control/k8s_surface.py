@@ -7,6 +7,8 @@ control/api.py.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from starlette.types import ASGIApp
 from wisp.api.kinds import Kind
 from wisp.control.k8s_discovery import discovery_routes
 from wisp.control.k8s_events import EventRecorder, ScaleEvents, StatusEvents, component_for, event_routes
-from wisp.control.k8s_openapi import openapi_routes
+from wisp.control.k8s_openapi import openapi_routes, warm_openapi
 from wisp.control.k8s_pod_logs import complete_pods, pod_log_routes
 from wisp.control.k8s_table_asgi import TableNegotiation
 from wisp.store import Store
@@ -34,6 +36,7 @@ class KubernetesSurface:
     recorder: EventRecorder = field(init=False)
     status_events: StatusEvents = field(init=False)
     scale_events: ScaleEvents = field(init=False)
+    _warming: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.recorder = EventRecorder(self.clock)
@@ -60,6 +63,12 @@ class KubernetesSurface:
 
     async def start(self) -> None:
         await self.status_events.start()
+        # The OpenAPI documents (~1 MB from the CRD schemas) are built in a worker thread now rather than on
+        # the event loop at kubectl's first apply or explain, where the ingress would wait for them.
+        self._warming = asyncio.create_task(asyncio.to_thread(warm_openapi))
 
     async def stop(self) -> None:
         await self.status_events.stop()
+        if self._warming is not None:
+            with contextlib.suppress(Exception):
+                await self._warming
