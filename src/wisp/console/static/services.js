@@ -16,7 +16,12 @@ function render(row) {
     h("td", { className: "n rps" }, num(row.rps, "Requests per second", 1)));
 }
 
+const desired = new Map();
+
 function upsert(row) {
+  // A change of desired instances is a scale event: how long it took to get here is kept (common.js lags).
+  if (desired.has(row.key) && desired.get(row.key) !== row.desired) noteLag(row.changedAt);
+  desired.set(row.key, row.desired);
   const tr = render(row);
   const old = rows.get(row.key);
   rows.set(row.key, tr);
@@ -28,17 +33,19 @@ function upsert(row) {
 function remove(key) {
   rows.get(key)?.remove();
   rows.delete(key);
+  desired.delete(key);
 }
 
 feed("/ui/feed/services", (message) => {
   if (message.type === "snapshot") {
     rows.clear();
+    desired.clear();
     body.replaceChildren();
     message.rows.forEach(upsert);
     if (!message.rows.length) body.append(h("tr", { id: "empty" }, h("td", { colspan: 8 }, "No Services yet.")));
     return;
   }
   document.getElementById("empty")?.remove();
-  message.rows.forEach(row => { upsert(row); noteLag(row.changedAt); });
+  message.rows.forEach(upsert);
   message.removed.forEach(remove);
 });
