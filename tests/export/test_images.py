@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -33,6 +34,9 @@ from tests import oci_images
 from tests.export.conftest import APPS, DOMAIN, EXAMPLES, KAFKA, func_project, read_export
 from tests.wisp_process import WispProcess
 from wisp.cli import export_commands
+from wisp.eventing.local_kafka import LocalKafka, ensure_topics
+from wisp.export.export import export
+from wisp.export.options import ExportOptions
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(1800)]
 
@@ -133,8 +137,17 @@ async def round_trip(built: Built, tmp_path_factory: pytest.TempPathFactory,
         shutil.copy(built.out / name, manifests / name)
     shutil.copy(EXAMPLES[0] / "00-secret.yaml", manifests / "00-secret.yaml")
     daemon = WispProcess(manifests, tmp / "state", "127.0.0.1:9", tmp / "wisp.log")
+    await _start_with_podman(daemon, built)
+    try:
+        yield daemon
+    finally:
+        await daemon.stop()
+
+
+async def _start_with_podman(daemon: WispProcess, built: Built) -> None:
+    """Start the daemon with the machine's containers.conf in its environment, as a user's shell has it."""
     saved = os.environ.get("CONTAINERS_CONF")
-    os.environ["CONTAINERS_CONF"] = built.env["CONTAINERS_CONF"]  # the daemon's podman, as a user's shell has it
+    os.environ["CONTAINERS_CONF"] = built.env["CONTAINERS_CONF"]
     try:
         await daemon.start(timeout=240)
     finally:
@@ -142,10 +155,6 @@ async def round_trip(built: Built, tmp_path_factory: pytest.TempPathFactory,
             os.environ.pop("CONTAINERS_CONF")
         else:
             os.environ["CONTAINERS_CONF"] = saved
-    try:
-        yield daemon
-    finally:
-        await daemon.stop()
 
 
 # -- each image on its own, as Knative's runtime contract starts it -----------------------------------------
@@ -282,3 +291,75 @@ async def test_the_round_trip_serves_the_exported_manifests_through_podman(
         assert pods.status_code == 200
     listed = (await asyncio.to_thread(_podman, built, "ps", "--format", "{{.Image}}", check=True)).stdout.split()
     assert {built.images[s] for s in SERVED} <= set(listed)  # served by containers of the built images
+
+
+def _machine_address() -> str:
+    """An address of this machine that is not loopback (`--kafka` refuses loopback, as a cluster could not use
+    it): the interface the kernel would send from. No packet is sent by a UDP connect."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1
+        address = str(probe.getsockname()[0])
+    assert not address.startswith("127."), "this machine has no address but loopback"
+    return address
+
+
+async def _rows_of_run(built: Built, run: str) -> int:
+    """Rows the processor's container has stored for `run` (its table is a SQLite file in its own /tmp)."""
+    names = (await asyncio.to_thread(_podman, built, "ps", "--filter", "name=wisp-default-test-barrage-process",
+                                     "--format", "{{.Names}}", check=True)).stdout.split()
+    total = 0
+    for name in names:
+        query = ("import sqlite3, sys; print(sqlite3.connect('/tmp/wisp-barrage.db').execute("
+                 "'SELECT count(*) FROM barrage WHERE run = ?', (sys.argv[1],)).fetchone()[0])")
+        done = await asyncio.to_thread(_podman, built, "exec", name, "python3", "-c", query, run)
+        total += int(done.stdout.strip() or 0) if done.returncode == 0 else 0
+    return total
+
+
+async def test_the_barrage_demo_round_trip_carries_events_through_kafka(
+    built: Built, tmp_path_factory: pytest.TempPathFactory, round_trip: WispProcess
+) -> None:
+    """The whole exported demo, KafkaSource included: the HomePage's image produces to Kafka, the exported v1
+    KafkaSource (with the delivery the seed's annotations became) delivers to the processor's image."""
+    tmp = tmp_path_factory.mktemp("kafka-round-trip")
+    kafka = LocalKafka(_free_port(), host=_machine_address(), log_file=tmp / "tansu.log")
+    await kafka.start()
+    daemon: WispProcess | None = None
+    try:
+        await ensure_topics(kafka.bootstrap_servers, ["barrage-info"], partitions=4)
+        out = tmp / "out"
+        await asyncio.to_thread(export, [EXAMPLES[0]], out,
+                                ExportOptions.parse(REGISTRY, kafka.bootstrap_servers, DOMAIN, None, []))
+        exported = read_export(out)
+        assert exported["20-kafkasource.yaml"][0]["spec"]["bootstrapServers"] == [kafka.bootstrap_servers]
+        for name in ("30-homepage.yaml", "10-process.yaml"):  # the same code: the images already built
+            service = exported[name][0]
+            assert service["spec"]["template"]["spec"]["containers"][0]["image"] == \
+                built.images[service["metadata"]["name"]]
+        manifests = tmp / "manifests"
+        manifests.mkdir()
+        for name in ("10-process.yaml", "20-kafkasource.yaml", "30-homepage.yaml"):
+            shutil.copy(out / name, manifests / name)
+        shutil.copy(EXAMPLES[0] / "00-secret.yaml", manifests / "00-secret.yaml")
+        await round_trip.stop()  # its processor container is named as this one's; one demo at a time
+        daemon = WispProcess(manifests, tmp / "state", kafka.bootstrap_servers, tmp / "wisp.log")
+        await _start_with_podman(daemon, built)
+        last: dict[str, Any] = {}
+        body = {"message": "from the exported images", "concurrency": 2, "duration": 1}
+        async with httpx.AsyncClient(timeout=120) as client, client.stream(
+            "POST", f"{daemon.ingress}/api/send", json=body, headers={"host": _host("demo-barrage")}
+        ) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line.strip():
+                    last = json.loads(line)
+        assert last.get("done") and last["sent"] > 0 and not last.get("failed"), last
+        deadline = time.monotonic() + 120
+        while (stored := await _rows_of_run(built, last["run"])) < last["sent"]:
+            assert time.monotonic() < deadline, f"{stored} of {last['sent']} stored"
+            await asyncio.sleep(0.5)  # the processor commits rows in batches; its table is polled
+        assert stored == last["sent"]
+    finally:
+        if daemon is not None:
+            await daemon.stop()
+        await kafka.stop()
