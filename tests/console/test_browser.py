@@ -64,6 +64,39 @@ spec:
                 secretKeyRef:
                   name: db
                   key: password
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: default
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: to-echo
+spec:
+  broker: default
+  filter:
+    attributes:
+      type: dev.knative.sources.ping
+  subscriber:
+    ref:
+      apiVersion: serving.knative.dev/v1
+      kind: Service
+      name: echo
+---
+apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata:
+  name: tick
+spec:
+  schedule: "0 0 1 1 *"
+  data: once a year
+  sink:
+    ref:
+      apiVersion: eventing.knative.dev/v1
+      kind: Broker
+      name: default
 """
 
 
@@ -272,10 +305,16 @@ data:
     await page.close()
 
 
-async def test_eventing_page_renders(daemon: Daemon, browser: Browser) -> None:
+async def test_eventing_page_shows_source_broker_trigger_subscriber(daemon: Daemon, browser: Browser) -> None:
     page = await open_page(browser, daemon.api + "/ui/eventing")
-    await page.locator("#flows p", has_text="No sources").wait_for()
+    flow = page.locator("ol.flow").first
+    await flow.wait_for()
+    hops = [text.split("\n")[0] for text in await flow.locator("> li").all_inner_texts()]
+    assert [h.split(" · ")[0] for h in hops] == ["PingSource", "Broker", "Trigger", "Service"]
+    assert "type=dev.knative.sources.ping" in (await flow.inner_text())
+    assert await flow.locator("a", has_text="echo").get_attribute("href") == "/ui/services/default/echo"
     await screenshot(page, "eventing.png")
+    await assert_no_markup_ran(page)
     await page.close()
 
 

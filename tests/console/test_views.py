@@ -42,6 +42,21 @@ def test_flows_go_source_broker_trigger_subscriber_with_counters() -> None:
     assert first[3]["detail"] == "http://audit.default.svc.cluster.local"
 
 
+def test_flows_through_a_channel_and_its_subscriptions() -> None:
+    channel = _obj("InMemoryChannel", "orders", {})
+    source = _obj("PingSource", "tick", {"schedule": "* * * * *",
+                                         "sink": {"ref": {"kind": "InMemoryChannel", "name": "orders"}}})
+    subscription = _obj("Subscription", "audit", {"channel": {"kind": "InMemoryChannel", "name": "orders"},
+                                                  "subscriber": {"uri": "http://audit.example"}})
+    lonely = _obj("Channel", "spare", {})
+    flows = eventing_flows({k.PING_SOURCE: [source], k.IN_MEMORY_CHANNEL: [channel], k.CHANNEL: [lonely],
+                            k.SUBSCRIPTION: [subscription]}, [])
+    assert [[(hop["kind"], hop["name"]) for hop in flow] for flow in flows] == [
+        [("PingSource", "tick"), ("InMemoryChannel", "orders"), ("Subscription", "audit"),
+         ("URI", "http://audit.example")],
+        [("Channel", "spare")]]
+
+
 def test_a_service_row_takes_url_ready_and_traffic_from_status() -> None:
     service = {"metadata": {"name": "hello", "namespace": "default"}, "status": {
         "url": "http://hello.default.localhost:8080", "latestReadyRevisionName": "hello-00002",

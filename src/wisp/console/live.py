@@ -29,7 +29,7 @@ log = logging.getLogger("wisp.console")
 CLIENT_QUEUE = 64  # messages a slow page may fall behind before it is dropped (and reconnects)
 MAX_CLIENTS = 100  # open pages across all feeds
 KEEPALIVE_SECONDS = 15.0
-EVENTING_KINDS = (*views.SOURCE_KINDS, k.BROKER, k.TRIGGER)
+EVENTING_KINDS = views.FLOW_KINDS
 
 Topic = tuple[str, ...]  # ("services",), ("service", ns, name), ("eventing",)
 

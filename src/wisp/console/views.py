@@ -80,6 +80,7 @@ def revisions_of(revisions: Iterable[Resource], namespace: str, service: str) ->
 # -- eventing ---------------------------------------------------------------------------------------------------
 
 SOURCE_KINDS = (k.KAFKA_SOURCE, k.PING_SOURCE, k.SINK_BINDING)
+FLOW_KINDS = (*SOURCE_KINDS, k.BROKER, k.TRIGGER, k.CHANNEL, k.IN_MEMORY_CHANNEL, k.SUBSCRIPTION)
 
 
 def _hop(kind: str, namespace: str, name: str, detail: str = "", resource: Resource | None = None,
@@ -129,7 +130,8 @@ def _source_detail(source: Resource) -> str:
 
 
 def eventing_flows(objects: Mapping[k.Kind, list[Resource]], states: Iterable[SourceState]) -> list[list[dict]]:
-    """Every path an event takes: source → broker/channel → trigger (filter) → subscriber, with counters."""
+    """Every path an event takes: source → broker → trigger (filter) → subscriber, or source → channel →
+    subscription → subscriber, with the delivery counters of each hop that has them."""
     counters = {(s.kind, s.namespace, s.name): s for s in states}
     triggers: dict[tuple[str, str], list[Resource]] = {}
     for trigger in objects.get(k.TRIGGER, []):
@@ -148,9 +150,30 @@ def eventing_flows(objects: Mapping[k.Kind, list[Resource]], states: Iterable[So
             ])
         return out
 
+    subscriptions: dict[tuple[str, str], list[Resource]] = {}
+    for subscription in objects.get(k.SUBSCRIPTION, []):
+        channel = subscription.get("spec", {}).get("channel") or {}
+        subscriptions.setdefault((subscription["metadata"]["namespace"], str(channel.get("name", ""))),
+                                 []).append(subscription)
+
+    def subscription_hops(namespace: str, channel: str) -> list[list[dict[str, Any]]]:
+        out = []
+        for subscription in subscriptions.get((namespace, channel), []):
+            meta = subscription["metadata"]
+            physical = subscription.get("status", {}).get("physicalSubscription") or {}
+            out.append([
+                _hop("Subscription", namespace, meta["name"], "", subscription,
+                     counters.get(("Subscription", namespace, meta["name"]))),
+                _destination(subscription.get("spec", {}).get("subscriber"), namespace,
+                             str(physical.get("subscriberUri", ""))),
+            ])
+        return out
+
     flows: list[list[dict[str, Any]]] = []
     fed: set[tuple[str, str]] = set()
     brokers = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in objects.get(k.BROKER, [])}
+    channels = {(c["metadata"]["namespace"], c["metadata"]["name"]): c
+                for kind in (k.CHANNEL, k.IN_MEMORY_CHANNEL) for c in objects.get(kind, [])}
     for kind in SOURCE_KINDS:
         for source in objects.get(kind, []):
             meta = source["metadata"]
@@ -164,10 +187,18 @@ def eventing_flows(objects: Mapping[k.Kind, list[Resource]], states: Iterable[So
                 broker_hop = _hop("Broker", sink["namespace"], sink["name"], sink["detail"], brokers[broker_key])
                 tails = trigger_hops(*broker_key) or [[]]
                 flows.extend([head, broker_hop, *tail] for tail in tails)
+            elif sink["kind"] in ("Channel", "InMemoryChannel") and broker_key in channels:
+                fed.add(broker_key)
+                channel_hop = _hop(sink["kind"], sink["namespace"], sink["name"], sink["detail"], channels[broker_key])
+                flows.extend([head, channel_hop, *tail] for tail in subscription_hops(*broker_key) or [[]])
             else:
                 flows.append([head, sink])
     for key, resource in sorted(brokers.items()):
         if key not in fed:
             broker_hop = _hop("Broker", key[0], key[1], "", resource)
             flows.extend([broker_hop, *tail] for tail in (trigger_hops(*key) or [[]]))
+    for key, resource in sorted(channels.items()):
+        if key not in fed:
+            channel_hop = _hop(str(resource.get("kind", "Channel")), key[0], key[1], "", resource)
+            flows.extend([channel_hop, *tail] for tail in (subscription_hops(*key) or [[]]))
     return flows
