@@ -9,7 +9,7 @@ as the API server takes them: `follow`, `tailLines`, `limitBytes`, `container` (
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -19,13 +19,13 @@ from starlette.routing import Route
 
 from wisp.api import kinds as k
 from wisp.api.names import REVISION_LABEL
-from wisp.serving.workloads.logs import MAX_TAIL_BYTES, MAX_TAIL_LINES, follow, tail_async
+from wisp.serving.workloads.logs import FOLLOW_CHUNK, MAX_TAIL_BYTES, MAX_TAIL_LINES, tail_async
 from wisp.store import Store
 from wisp.types import Resource
 
 CONTAINER = "user-container"
 NODE_NAME = "localhost"  # every instance runs on this machine
-GONE_CHECK_SECONDS = 1.0
+POLL_SECONDS = 0.25  # a log file has no change event to wait for: polled, as `tail -F` does
 
 
 def _status(code: int, reason: str, message: str) -> JSONResponse:
@@ -77,7 +77,7 @@ def complete_pods(pods: list[Resource], store: Store) -> list[Resource]:
 
 
 def pod_log_routes(list_pods: Callable[[str | None], list[Resource]], log_root: Path,
-                   gone_check: float = GONE_CHECK_SECONDS) -> list[Route]:
+                   poll: float = POLL_SECONDS) -> list[Route]:
     def find(namespace: str, name: str) -> Resource | None:
         return next((p for p in list_pods(namespace) if p["metadata"]["name"] == name), None)
 
@@ -107,7 +107,7 @@ def pod_log_routes(list_pods: Callable[[str | None], list[Resource]], log_root: 
         async def body() -> AsyncIterator[bytes]:
             budget = MAX_TAIL_BYTES if limit is None else min(limit, MAX_TAIL_BYTES)
             sent = 0
-            async for line in _lines(path, lines, following, lambda: find(namespace, name) is not None, gone_check):
+            async for line in _lines(path, lines, following, lambda: find(namespace, name) is not None, poll):
                 data = (line + "\n").encode()
                 if limit is not None and sent + len(data) > budget:
                     yield data[: budget - sent]
@@ -121,31 +121,65 @@ def pod_log_routes(list_pods: Callable[[str | None], list[Resource]], log_root: 
 
 
 async def _lines(path: Path, lines: int, following: bool, alive: Callable[[], bool],
-                 gone_check: float) -> AsyncIterator[str]:
+                 poll: float) -> AsyncIterator[str]:
+    """The last `lines` lines; when following, then each new line until the instance is gone, and then what it
+    wrote last (read once more after it is gone, so no final line is lost). A file that shrank was rotated:
+    read again from its start, like `tail -F`."""
     if not following:
         for line in await tail_async(path, lines):
             yield line
         return
-    stream = follow(path, lines=lines)
-    pending: asyncio.Task[str] | None = None
+    # The tail is read up to a point, and the follow goes on from exactly there: no line twice, none lost.
+    offset = _size(path)
+    tail, partial = await asyncio.to_thread(_tail_before, path, lines, offset)
+    for line in tail:
+        yield line
+    while True:
+        gone = not alive()
+        size = _size(path)
+        if size < offset:
+            offset, partial = 0, b""
+        while size > offset:
+            chunk = await asyncio.to_thread(_read_at, path, offset, min(size - offset, FOLLOW_CHUNK))
+            if not chunk:
+                break
+            offset += len(chunk)
+            *complete, partial = (partial + chunk).split(b"\n")
+            if len(partial) >= FOLLOW_CHUNK:  # a line longer than a chunk goes on in pieces
+                complete.append(partial)
+                partial = b""
+            for raw in complete:
+                yield raw.decode("utf-8", errors="replace")
+        if gone:
+            if partial:
+                yield partial.decode("utf-8", errors="replace")
+            return
+        await asyncio.sleep(poll)
+
+
+def _tail_before(path: Path, lines: int, end: int) -> tuple[list[str], bytes]:
+    """The last `lines` complete lines before byte `end` (within MAX_TAIL_BYTES), and the unfinished line
+    that ends there (for the follow to complete)."""
+    start = max(0, end - MAX_TAIL_BYTES)
+    data = _read_at(path, start, end - start)
+    *complete, partial = data.split(b"\n")
+    if start > 0 and complete:
+        complete = complete[1:]  # cut in the middle of a line
+    chosen = complete[len(complete) - lines:] if lines else []
+    return [raw.decode("utf-8", errors="replace") for raw in chosen], partial
+
+
+def _size(path: Path) -> int:
     try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(stream))
-            done, _ = await asyncio.wait({pending}, timeout=gone_check)
-            if done:
-                try:
-                    line = pending.result()
-                except StopAsyncIteration:
-                    return
-                pending = None
-                yield line
-            elif not alive():
-                return
-    finally:
-        if pending is not None:  # the generator is running in it: stop that before closing the generator
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
-        with contextlib.suppress(Exception):
-            await stream.aclose()  # type: ignore[attr-defined]
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_at(path: Path, offset: int, count: int) -> bytes:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read(count)
+    except FileNotFoundError:
+        return b""
