@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -162,3 +163,13 @@ def test_deleting_the_namespace_ends_its_watch(client: httpx.Client, api: Served
 def test_watch_of_computed_kinds_is_not_allowed(client: httpx.Client) -> None:
     response = client.get("/api/v1/namespaces/default/pods", params={"watch": "true"})
     assert (response.status_code, response.json()["reason"]) == (405, "MethodNotAllowed")
+
+
+def test_a_client_that_goes_away_leaves_no_watcher_behind(client: httpx.Client, api: ServedApi) -> None:
+    client.post(KSVCS, json=ksvc("a")).raise_for_status()
+    for _ in range(5):
+        assert events(client, KSVCS, 1) != []  # each watch is closed by the client after its first event
+    deadline = time.monotonic() + 10
+    while api.call(lambda: len(api.store.watchers)) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the server learns of a disconnect from the connection; there is nothing to await
+    assert api.call(lambda: len(api.store.watchers)) == 0
