@@ -176,6 +176,12 @@ def test_bad_fields_are_refused_with_their_path(tmp_path: Path, extra: str, expe
     assert expected in refused(tmp_path, extra)
 
 
+def test_what_the_cluster_settings_decide_is_left_to_admission(tmp_path: Path) -> None:
+    """initial-scale 0 is allowed only where config-autoscaler says so: reading the project does not refuse it."""
+    svc = service_of(tmp_path, "deploy:\n  annotations:\n    autoscaling.knative.dev/initial-scale: '0'\n")
+    assert svc["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/initial-scale"] == "0"
+
+
 def test_missing_required_fields(tmp_path: Path) -> None:
     directory = tmp_path / "p"
     directory.mkdir()

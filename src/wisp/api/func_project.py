@@ -236,14 +236,15 @@ def to_resources(doc: Mapping[str, Any], directory: Path, environ: Mapping[str, 
 
 
 def knative_errors(resources: list[Resource]) -> list[FieldError]:
-    """Knative's rules on what func.yaml made (max-scale >= min-scale, containerConcurrency <= 1000, ...), each
-    error at the func.yaml field it came from where there is one, else at the Service's own path."""
+    """Knative's rules on the fields func.yaml set (max-scale >= min-scale, containerConcurrency <= 1000, ...),
+    each error at its func.yaml field. The rest is left to admission, which knows the cluster's settings
+    (config-autoscaler may allow what the defaults do not, such as initial-scale 0)."""
     errors: list[FieldError] = []
     for resource in resources:
         for error in validate(copy.deepcopy(resource)):
             field = _FIELDS_BY_SERVICE_PATH.get(error.path)
-            kind = resource["kind"]
-            errors.append(FieldError(field, error.message) if field else error.nested(f"({kind})"))
+            if field is not None:
+                errors.append(FieldError(field, error.message))
     return errors
 
 
