@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.k8s_api.read_side import NOW, read_api, service
@@ -216,3 +216,27 @@ def test_integers_beyond_64_bits_still_print() -> None:
     from wisp.control.k8s_table_asgi import _dumps
 
     assert json.loads(_dumps({"cells": [2**70]})) == {"cells": [2**70]}
+
+
+SEGMENT = st.sampled_from(["api", "apis", "v1", "v1beta1", "serving.knative.dev", "namespaces", "default",
+                           "services", "pods", "events", "log", "status", "hello", "x" * 300, "%2F", "..", ""])
+
+
+ACCEPT = st.sampled_from([TABLE, "application/json", ""]) | st.text(st.characters(min_codepoint=32,
+                                                                                   max_codepoint=126), max_size=60)
+QUERY = st.dictionaries(st.sampled_from(["includeObject", "watch", "limit", "fieldSelector"]), st.text(max_size=8))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.lists(SEGMENT, min_size=1, max_size=7), accept=ACCEPT, query=QUERY)
+async def test_any_read_is_answered_without_a_server_error(client: tuple[httpx.AsyncClient, Store], path: list[str],
+                                                            accept: str, query: dict[str, str]) -> None:
+    http, _ = client
+    query.pop("watch", None)  # a watch streams until the client leaves
+    try:
+        response = await http.get("/" + "/".join(path), params=query, headers={"Accept": accept})
+    except httpx.InvalidURL:
+        return
+    assert response.status_code < 500, response.text
+    if response.status_code == 200 and response.headers.get("content-type", "").startswith("application/json"):
+        json.loads(response.content)
