@@ -43,6 +43,7 @@ _BODIES: dict[str, dict[str, Any]] = {
     "ContainerSource": {"spec": {"template": {"spec": {"containers": [{"name": "beat", "image": "./beat"}]}},
                                  "sink": _SINK}},
     "EventType": {"spec": {"attributes": [{"name": n} for n in ("type", "source", "specversion", "id")]}},
+    "ApiServerSource": {"spec": {"resources": [{"apiVersion": "v1", "kind": "ConfigMap"}], "sink": _SINK}},
     "Secret": {"stringData": {"token": "s3cr3t-value"}},
     "ConfigMap": {"data": {"greeting": "hello"}},
     "Namespace": {},

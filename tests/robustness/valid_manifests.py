@@ -249,6 +249,22 @@ _BASES: dict[str, Resource] = {
                            {"name": "specversion", "value": "1.0"}, {"name": "id", "required": False}],
         },
     },
+    "ApiServerSource": {
+        "apiVersion": "sources.knative.dev/v1",
+        "kind": "ApiServerSource",
+        "metadata": _meta("watcher"),
+        "spec": {
+            "mode": "Resource",
+            "serviceAccountName": "events-sa",
+            "resources": [{"apiVersion": "v1", "kind": "ConfigMap",
+                           "selector": {"matchLabels": {"app": "a"},
+                                        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["x"]}]}}],
+            "owner": {"apiVersion": "serving.knative.dev/v1", "kind": "Service"},
+            "namespaceSelector": {"matchLabels": {"team": "a"}},
+            "sink": _SINK,
+            "ceOverrides": {"extensions": {"team": "a"}},
+        },
+    },
     "Secret": {
         "apiVersion": "v1",
         "kind": "Secret",

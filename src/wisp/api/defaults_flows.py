@@ -197,6 +197,15 @@ def _event_type(res: Resource, namespace: str, config: ChannelDefaults) -> None:
         _destination({"ref": spec.get("reference")}, namespace)
 
 
+def _api_server_source(res: Resource, namespace: str, config: ChannelDefaults) -> None:
+    spec = _mapping(res, "spec")
+    if spec is None:
+        return
+    if spec.get("mode") in (None, ""):
+        spec["mode"] = "Reference"
+    _destination(spec.get("sink"), namespace)
+
+
 FLOW_DEFAULTERS: dict[tuple[str, str], Callable[[Resource, str, ChannelDefaults], None]] = {
     ("messaging.knative.dev", "InMemoryChannel"): _in_memory_channel,
     ("messaging.knative.dev", "Channel"): _channel,
@@ -205,4 +214,5 @@ FLOW_DEFAULTERS: dict[tuple[str, str], Callable[[Resource, str, ChannelDefaults]
     ("flows.knative.dev", "Parallel"): _parallel,
     ("sources.knative.dev", "ContainerSource"): _container_source,
     ("eventing.knative.dev", "EventType"): _event_type,
+    ("sources.knative.dev", "ApiServerSource"): _api_server_source,
 }

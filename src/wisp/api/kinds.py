@@ -66,6 +66,7 @@ SEQUENCE = Kind("Sequence", FLOWS, ("v1",), "sequences")
 PARALLEL = Kind("Parallel", FLOWS, ("v1",), "parallels")
 CONTAINER_SOURCE = Kind("ContainerSource", SOURCES, ("v1",), "containersources")
 EVENT_TYPE = Kind("EventType", EVENTING, ("v1beta3",), "eventtypes")
+API_SERVER_SOURCE = Kind("ApiServerSource", SOURCES, ("v1",), "apiserversources")
 SECRET = Kind("Secret", "", ("v1",), "secrets")
 CONFIG_MAP = Kind("ConfigMap", "", ("v1",), "configmaps", ("cm",))
 NAMESPACE = Kind("Namespace", "", ("v1",), "namespaces", ("ns",), namespaced=False)
@@ -81,6 +82,7 @@ ALL_KINDS: tuple[Kind, ...] = (
     SERVICE, CONFIGURATION, REVISION, ROUTE, DOMAIN_MAPPING,
     KAFKA_SOURCE, PING_SOURCE, SINK_BINDING, BROKER, TRIGGER,
     IN_MEMORY_CHANNEL, CHANNEL, SUBSCRIPTION, SEQUENCE, PARALLEL, CONTAINER_SOURCE, EVENT_TYPE,
+    API_SERVER_SOURCE,
     SECRET, CONFIG_MAP, NAMESPACE, POD, POD_AUTOSCALER, EVENT,
 )
 

@@ -40,6 +40,7 @@ _CRD_FILES = {
     kinds.PARALLEL: "eventing/parallel.yaml",
     kinds.CONTAINER_SOURCE: "eventing/containersource.yaml",
     kinds.EVENT_TYPE: "eventing/eventtype.yaml",
+    kinds.API_SERVER_SOURCE: "eventing/apiserversource.yaml",
 }
 
 # -- Kubernetes types --------------------------------------------------------------------------------------
@@ -159,6 +160,14 @@ def _complete(kind: Kind, schema: Schema) -> Schema:
         # The CRD leaves the pod template open; it is the pod spec a Revision has.
         pod_spec: Schema = copy.deepcopy(_crd_schemas(kinds.REVISION)[kinds.REVISION.version]["properties"]["spec"])
         _at(out, "spec")["properties"]["template"] = obj(metadata=OBJECT_META, spec=pod_spec)
+        _at(out, "spec", "ceOverrides")["properties"]["extensions"] = string_map()
+    elif kind is kinds.API_SERVER_SOURCE:
+        # Open in the CRD; Kubernetes' LabelSelector and Knative's filters, as wisp reads them.
+        selector = obj(matchLabels=string_map(), matchExpressions=array_of(
+            obj(key=STRING, operator=STRING, values=array_of(STRING))))
+        _at(out, "spec")["properties"].update(
+            filters=array_of(_subscriptions_api_filter()), namespaceSelector=selector)
+        _at(out, "spec", "resources", "[]")["properties"]["selector"] = selector
         _at(out, "spec", "ceOverrides")["properties"]["extensions"] = string_map()
     elif kind is kinds.KAFKA_SOURCE:
         # Fields of older KafkaSource versions (and the seed's) that wisp accepts and ignores.

@@ -1,6 +1,7 @@
 """Validation of the sources knative/eventing serves besides Ping and SinkBinding: ContainerSource (after
-its webhook: a sink, and at least one container, each with a name and an image); and of the EventType
-registry (v1beta3: the attributes must name type, source, specversion and id)."""
+its webhook: a sink, and at least one container, each with a name and an image), ApiServerSource (a mode,
+resources with a kind, an owner with a kind); and of the EventType registry (v1beta3: the attributes must
+name type, source, specversion and id)."""
 
 from __future__ import annotations
 
@@ -65,4 +66,73 @@ def validate_event_type(res: Resource) -> Errors:
     absent = [name for name in _REQUIRED_ATTRIBUTES if name not in names]
     if absent:
         errs.append(FieldError("spec.attributes", f"missing field(s): {', '.join(absent)}"))
+    return errs
+
+
+MAX_API_SERVER_RESOURCES = 100
+_SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def _label_selector(value: object, path: str) -> Errors:
+    errs: Errors = []
+    selector = as_mapping(value, path, errs)
+    if selector is None:
+        return errs
+    errs.extend(unknown_fields(selector, ("matchLabels", "matchExpressions"), path))
+    for i, item in enumerate(as_list(selector.get("matchExpressions"), f"{path}.matchExpressions", errs) or []):
+        expr = as_mapping(item, f"{path}.matchExpressions[{i}]", errs) or {}
+        string_in(expr.get("key"), f"{path}.matchExpressions[{i}].key", errs, required=True)
+        operator = expr.get("operator")
+        if operator not in _SELECTOR_OPERATORS:
+            errs.append(FieldError(f"{path}.matchExpressions[{i}].operator",
+                                   f"invalid value: {operator}: must be one of {', '.join(_SELECTOR_OPERATORS)}"))
+    return errs
+
+
+def _group_version(value: object, path: str, errs: Errors) -> None:
+    text = string_in(value, path, errs)
+    if text is not None and (not text or text.count("/") > 1 or text.startswith("/") or text.endswith("/")):
+        errs.append(FieldError(path, f"invalid value: {text}"))
+
+
+def validate_api_server_source(res: Resource) -> Errors:
+    errs = validate_metadata(res)
+    spec = as_mapping(res.get("spec"), "spec", errs)
+    if spec is None:
+        return [*errs, missing("spec.resources"), missing("spec.sink")]
+    errs.extend(unknown_fields(spec, ("mode", "resources", "owner", "serviceAccountName", "sink", "ceOverrides",
+                                      "namespaceSelector", "filters"), "spec"))
+    mode = spec.get("mode")
+    if mode not in ("Reference", "Resource"):
+        errs.append(FieldError("spec.mode", f"invalid value: {mode}: must be Reference or Resource"))
+    errs.extend(validate_destination(spec.get("sink"), "spec.sink"))
+    errs.extend(ce_overrides(spec.get("ceOverrides"), "spec.ceOverrides"))
+    resources = as_list(spec.get("resources"), "spec.resources", errs)
+    if not resources:
+        if resources is not None or "resources" not in spec:
+            errs.append(missing("spec.resources"))
+        resources = []
+    if len(resources) > MAX_API_SERVER_RESOURCES:
+        errs.append(FieldError("spec.resources", f"at most {MAX_API_SERVER_RESOURCES} resources"))
+    for i, item in enumerate(resources[:MAX_API_SERVER_RESOURCES]):
+        path = f"spec.resources[{i}]"
+        entry = as_mapping(item, path, errs)
+        if entry is None:
+            continue
+        errs.extend(unknown_fields(entry, ("apiVersion", "kind", "selector"), path))
+        _group_version(entry.get("apiVersion"), f"{path}.apiVersion", errs)
+        kind = string_in(entry.get("kind"), f"{path}.kind", errs)
+        if not (kind or "").strip():
+            errs.append(missing(f"{path}.kind"))
+        errs.extend(_label_selector(entry.get("selector"), f"{path}.selector"))
+    owner = as_mapping(spec.get("owner"), "spec.owner", errs)
+    if owner is not None:
+        errs.extend(unknown_fields(owner, ("apiVersion", "kind"), "spec.owner"))
+        _group_version(owner.get("apiVersion"), "spec.owner.apiVersion", errs)
+        if not str(owner.get("kind") or "").strip():
+            errs.append(missing("spec.owner.kind"))
+    errs.extend(_label_selector(spec.get("namespaceSelector"), "spec.namespaceSelector"))
+    if spec.get("filters"):
+        # Knative takes them only with its new-apiserversource-filters feature, which wisp does not run.
+        errs.append(FieldError("spec.filters", "not supported: Knative's new-apiserversource-filters feature is off"))
     return errs

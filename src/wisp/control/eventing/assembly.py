@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from wisp.control.controller import Enqueue, Reconciler
+from wisp.control.eventing.api_server_source import ApiServerSourceReconciler
 from wisp.control.eventing.base import EventingContext, PieceReconciler
 from wisp.control.eventing.broker import BrokerReconciler
 from wisp.control.eventing.channel import ChannelReconciler
@@ -63,16 +64,18 @@ class Eventing:
         self.parallel = ParallelReconciler(ctx)
         self.container_source = ContainerSourceReconciler(ctx, enqueue, logs_dir)
         self.event_type = EventTypeReconciler(ctx)
+        self.api_server_source = ApiServerSourceReconciler(ctx, deliverer)
 
     @property
     def reconcilers(self) -> list[Reconciler]:
         return [self.kafka_source, self.broker, self.trigger, self.ping_source, self.sink_binding,
                 self.in_memory_channel, self.channel, self.subscription, self.sequence, self.parallel,
-                self.container_source, self.event_type]
+                self.container_source, self.event_type, self.api_server_source]
 
     @property
     def _running(self) -> list[PieceReconciler[Any]]:
-        return [self.kafka_source, self.trigger, self.ping_source, self.in_memory_channel, self.container_source]
+        return [self.kafka_source, self.trigger, self.ping_source, self.in_memory_channel, self.container_source,
+                self.api_server_source]
 
     async def start(self) -> None:
         await self._deliverer.start()
