@@ -102,6 +102,18 @@ def test_hostile_paths_and_documents_never_crash(path: str, document: Any) -> No
     assert isinstance(found, list)
 
 
+@given(st.lists(st.sampled_from([".a", ".b", "[0]", "[-1]", "[*]", "[?(@.t=='x')]", "['a']", "[?(@.n!=1)]"]),
+                max_size=5),
+       st.recursive(st.integers(0, 2) | st.sampled_from(["x", "y"]),
+                    lambda inner: st.lists(inner, max_size=3) | st.fixed_dictionaries(
+                        {}, optional={"a": inner, "b": inner, "t": inner, "n": inner}), max_leaves=12))
+def test_first_is_the_first_of_find(steps: list[str], document: Any) -> None:
+    path = "".join(steps)
+    found = k8s_jsonpath.find(document, path)
+    expected = found[0] if found else k8s_jsonpath.MISSING
+    assert k8s_jsonpath.first(document, path) is expected
+
+
 def test_filters() -> None:
     doc = {"c": [{"type": "A", "n": 1}, {"type": "Ready", "n": 2}]}
     assert k8s_jsonpath.find(doc, ".c[?(@.type=='Ready')].n") == [2]

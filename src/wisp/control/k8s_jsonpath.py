@@ -147,3 +147,33 @@ def _matches(item: Any, step: _Filter) -> bool:
             return False
         value = value[name]
     return bool(value == step.value) if step.op == "==" else bool(value != step.value)
+
+
+MISSING: Any = object()
+
+
+def first(document: Any, path: str) -> Any:
+    """The first value `find` would give (MISSING when none), without building the others: a printer column
+    shows one value, and `kubectl get` evaluates every column of every row."""
+    return _first(document, parse(path), 0)
+
+
+def _first(node: Any, steps: tuple[_Step, ...], i: int) -> Any:
+    if i == len(steps):
+        return node
+    step = steps[i]
+    if isinstance(step, _Field):
+        return _first(node[step.name], steps, i + 1) if isinstance(node, dict) and step.name in node else MISSING
+    if isinstance(step, _Index):
+        if step.index is not None:
+            if isinstance(node, list) and -len(node) <= step.index < len(node):
+                return _first(node[step.index], steps, i + 1)
+            return MISSING
+        children = node if isinstance(node, list) else node.values() if isinstance(node, dict) else ()
+    else:
+        children = [item for item in node if _matches(item, step)] if isinstance(node, list) else ()
+    for child in children:
+        found = _first(child, steps, i + 1)
+        if found is not MISSING:
+            return found
+    return MISSING

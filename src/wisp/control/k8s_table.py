@@ -63,12 +63,11 @@ def age(timestamp: Any, now: float) -> str:
 
 def _cell(column: Column, obj: Resource, now: float) -> Any:
     try:
-        found = k8s_jsonpath.find(obj, column.json_path)
+        value = k8s_jsonpath.first(obj, column.json_path)
     except k8s_jsonpath.JSONPathError:
         return None
-    if not found or found[0] is None:
+    if value is k8s_jsonpath.MISSING or value is None:
         return None
-    value = found[0]
     if column.type == "date":
         return age(value, now)
     if column.type == "integer":
