@@ -380,7 +380,7 @@ def protocols(workdir: Path, args: argparse.Namespace) -> int:
     """--h2c: peak req/s and daemon CPU per request, by client protocol and instance protocol."""
     (workdir / "h2cserver").mkdir()
     (workdir / "h2cserver" / "server.py").write_text(textwrap.dedent(H2C_SERVER))
-    manifests = [H2C_MANIFEST.replace("NAME", name).replace("PORTNAME", port).replace("PYTHON", sys.executable)
+    manifests = [H2C_MANIFEST.replace("PORTNAME", port).replace("NAME", name).replace("PYTHON", sys.executable)
                  for name, port in (("plain", "http1"), ("h2c", "h2c"))]
     (workdir / "protocols.yaml").write_text("---\n".join(manifests))
     hosts = ("plain.default.localhost", "h2c.default.localhost")

@@ -145,9 +145,11 @@ class H2Connection(asyncio.Protocol):
         self.server_state = server_state
         self.app_state = app_state
         self.loop = loop
+        # What clients send is validated; what goes out is wisp's own making (names lowercased and
+        # connection-specific fields dropped in `_Responder.send`), so it is not checked again.
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_inbound_headers=True,
-            validate_outbound_headers=True, normalize_outbound_headers=True,
+            validate_outbound_headers=False, normalize_outbound_headers=False,
         ))
         self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
@@ -166,6 +168,7 @@ class H2Connection(asyncio.Protocol):
         self._idle: asyncio.TimerHandle | None = None
         self._writable = asyncio.Event()
         self._writable.set()
+        self._flush_soon = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -201,7 +204,6 @@ class H2Connection(asyncio.Protocol):
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             log.debug("HTTP/2 protocol error from %s: %s", self.client, exc)
-            self._flush()
             self._abort()
             return
         for event in events:
@@ -228,8 +230,8 @@ class H2Connection(asyncio.Protocol):
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self.h2.close_connection()
         self._flush()
-        if not self.streams and self.transport is not None:
-            self.transport.close()
+        if not self.streams:
+            self._abort()
 
     # -- events ------------------------------------------------------------------------------------
     def _event(self, event: h2.events.Event) -> None:
@@ -258,7 +260,6 @@ class H2Connection(asyncio.Protocol):
                 self._maybe_idle()
             if self.resets > MAX_RESETS:
                 self.h2.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
-                self._flush()
                 self._abort()
         elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
             for stream in self.streams.values():
@@ -268,8 +269,8 @@ class H2Connection(asyncio.Protocol):
             for stream in self.streams.values():
                 if event.last_stream_id is not None and stream.id > event.last_stream_id:
                     self._close_stream(stream)
-            if not self.streams and self.transport is not None:
-                self.transport.close()
+            if not self.streams:
+                self._abort()
 
     def _request(self, event: h2.events.RequestReceived) -> None:
         if self.closing:
@@ -355,11 +356,20 @@ class H2Connection(asyncio.Protocol):
         stream.window.set()
 
     def _flush(self) -> None:
+        """Write what h2 has queued once per turn of the loop: one system call for every stream's frames."""
+        if not self._flush_soon:
+            self._flush_soon = True
+            self.loop.call_soon(self._write)
+
+    def _write(self) -> None:
+        self._flush_soon = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
     def _abort(self) -> None:
+        """Close the connection, after writing what h2 has queued (a GOAWAY, the last stream's end)."""
+        self._write()
         if self.transport is not None:
             self.transport.close()
 
@@ -367,7 +377,7 @@ class H2Connection(asyncio.Protocol):
         if self.streams or self.transport is None:
             return
         if self.closing:
-            self.transport.close()
+            self._abort()
             return
         self._cancel_idle()
         self._idle = self.loop.call_later(self.config.timeout_keep_alive, self._idle_timeout)

@@ -385,9 +385,20 @@ class Ingress:
     ) -> int:
         """`_proxy` to instances that speak h2c: the request body streamed as it arrives (gRPC's client and
         bidirectional streams), the response's trailers passed on to a client that takes them (HTTP/2)."""
+        # The first body message tells whether the whole body is here (most requests): then it is sent with the
+        # head, and may be sent again to another instance; otherwise the rest is streamed as it comes.
+        first = await receive()
+        if first["type"] == "http.disconnect":
+            return 499
+        chunk: bytes = first.get("body", b"")
+        body: bytes | _StreamedBody = chunk
+        if first.get("more_body", False):
+            body = _StreamedBody(receive, self.body_limit, chunk)
+        elif len(chunk) > self.body_limit:
+            await respond(send, 413, f"request body is larger than the limit of {self.body_limit} bytes")
+            return 413
         deadline = time.monotonic() + timeouts.total if timeouts.total else None
         headers = _h2_request_headers(head)
-        body = _StreamedBody(receive, self.body_limit)
         slot: Slot | int | None = throttler.try_acquire()
         if slot is None:
             slot = await self._acquire_traced(send, key, throttler, deadline, trace)
@@ -397,7 +408,7 @@ class Ingress:
             except UpstreamUnreachable:
                 if slot.h2 is not None and slot.h2.unreachable:
                     slot.pool.unreachable = True  # what the throttler looks at: the instance is gone
-                if body.started:  # part of the body went to the instance that failed: not sent again
+                if isinstance(body, _StreamedBody) and body.started:  # part of it went to that instance
                     await respond(send, 502, f"instance of revision {key[1]} went away during the request")
                     return 502
             finally:
@@ -407,7 +418,7 @@ class Ingress:
 
     @staticmethod
     async def _exchange_h2(
-        send: Send, scope: Scope, headers: list[tuple[bytes, bytes]], body: _StreamedBody, key: RevisionKey,
+        send: Send, scope: Scope, headers: list[tuple[bytes, bytes]], body: bytes | _StreamedBody, key: RevisionKey,
         slot: Slot, timeouts: Timeouts, deadline: float | None,
     ) -> int:
         assert slot.h2 is not None, "an h2c revision's slots have an h2c pool"
@@ -422,10 +433,10 @@ class Ingress:
             await respond(send, 504, f"revision {key[1]} did not answer within the timeout")
             return 504
         except UpstreamError as exc:
-            if body.too_large:
+            if isinstance(body, _StreamedBody) and body.too_large:
                 await respond(send, 413, f"request body is larger than the limit of {body.limit} bytes")
                 return 413
-            if body.gone:
+            if isinstance(body, _StreamedBody) and body.gone:
                 return 499
             await respond(send, 502, f"instance of revision {key[1]} failed: {exc}")
             return 502
@@ -498,16 +509,21 @@ class Ingress:
 class _StreamedBody:
     """The client's request body as an async iterator, at most `limit` bytes, for the h2c pool to stream."""
 
-    def __init__(self, receive: Receive, limit: int) -> None:
+    def __init__(self, receive: Receive, limit: int, first: bytes) -> None:
         self.receive = receive
         self.limit = limit
+        self.first = first  # the first message's body, already received
         self.started = False
         self.too_large = False
         self.gone = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self.started = True
-        size = 0
+        size = len(self.first)
+        if size > self.limit:
+            self.too_large = True
+            raise BodyTooLarge(f"request body is larger than the limit of {self.limit} bytes")
+        yield self.first
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
