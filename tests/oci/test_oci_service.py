@@ -183,3 +183,13 @@ async def test_a_container_that_exits_is_replaced(tmp_path: Path, server_image: 
             await asyncio.sleep(0.2)
         await h.ready("phoenix", timeout=60)
         assert (await get_json(h, "phoenix.default.localhost"))["env"]["K_SERVICE"] == "phoenix"
+
+
+async def test_the_chosen_engine_is_the_one_used(tmp_path: Path, server_image: str) -> None:
+    """`--container-engine docker` on a machine whose docker does not work: the Revision says so, podman or not."""
+    async with oci_daemon(tmp_path / "state", container_engine="docker") as h:
+        h.apply(oci_service("whale", server_image))
+        failed = await h.failed("whale", timeout=60)
+        message = str((get_condition(failed, "Ready") or {}).get("message"))
+        assert f"image {server_image} needs a container engine (docker); none is installed and working: " in message
+        assert "podman" not in message.split("working: ", 1)[1]
