@@ -212,3 +212,16 @@ async def test_no_engine_says_why(tmp_path: Path) -> None:
         await OciRuntime(oci_spec("docker.io/library/nginx:1.27"), nothing).start()
     assert str(info.value) == ("image docker.io/library/nginx:1.27 needs a container engine (podman or docker); "
                                "none is installed and working: podman is not installed; docker is not installed")
+
+
+async def test_a_terminate_right_after_the_spawn_leaves_no_container(
+        engines: ContainerEngines, instances: list[OciInstance], server_image: str, tmp_path: Path,
+        oci_env: dict[str, str]) -> None:
+    """A scale-down can reach an instance whose engine client has not started the container yet."""
+    runtime = OciRuntime(oci_spec(server_image), engines)
+    await runtime.start()
+    for delay in (0.0, 0.05, 0.2):
+        instance = await spawn(runtime, instances, tmp_path, f"hello-00001-deployment-t{int(delay * 1000)}")
+        await asyncio.sleep(delay)
+        await asyncio.wait_for(instance.terminate(grace=5), 30)
+        assert instance.container not in await asyncio.to_thread(running, oci_env, engines.label), delay

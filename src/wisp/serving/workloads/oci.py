@@ -134,6 +134,7 @@ class OciInstance:
         self._engine = engine
         self._proc = proc
         self._env_file = env_file
+        self._signalled = False
         self.exited: asyncio.Future[int] = asyncio.ensure_future(self._watch())
 
     def __repr__(self) -> str:
@@ -143,8 +144,9 @@ class OciInstance:
         """The client's exit status, once the container is gone too."""
         status = await self._proc.wait()
         try:
-            if status < 0:
-                # The client was killed (by `kill()`, or with the daemon): the container outlives it; remove it.
+            if status < 0 or self._signalled:
+                # The client was killed (by `kill()`, or with the daemon), or a signal reached it before it
+                # proxied signals: the container may outlive it. (After a drain `run --rm` has removed it.)
                 removed = await self._engine.remove(self.container)
                 if removed.status != 0 and "no such container" not in removed.err.lower():
                     log.warning("instance %s: removing container %s failed: %s", self.name, self.container,
@@ -168,6 +170,7 @@ class OciInstance:
 
     def _signal(self, sig: int) -> None:
         if self._proc.returncode is None:
+            self._signalled = True
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._proc.pid, sig)
 
