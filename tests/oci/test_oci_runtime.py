@@ -37,13 +37,16 @@ async def engines(tmp_path: Path, oci_env: dict[str, str]) -> ContainerEngines:
 
 
 @pytest.fixture
-async def instances(engines: ContainerEngines) -> AsyncIterator[list[OciInstance]]:
-    """Instances the test started; killed (containers removed) when it ends, pass or fail."""
+async def instances(engines: ContainerEngines, oci_env: dict[str, str]) -> AsyncIterator[list[OciInstance]]:
+    """Instances the test started; killed when it ends, pass or fail, and then none of their containers left."""
     made: list[OciInstance] = []
     yield made
     for instance in made:
         instance.kill()
     await asyncio.gather(*(i.exited for i in made), return_exceptions=True)
+    if left := await asyncio.to_thread(running, oci_env, engines.label):
+        await asyncio.to_thread(subprocess.run, [engine(), "rm", "-f", "-t", "0", *left], env=oci_env, timeout=60)
+        pytest.fail(f"containers left behind: {left}")
 
 
 async def spawn(runtime: OciRuntime, made: list[OciInstance], tmp_path: Path,
