@@ -171,13 +171,18 @@ def _parse_head(scope: Scope) -> _Head:
     client = scope.get("client")
     client_ip = (client[0] if client else "unknown").encode()
     proto = scope.get("scheme", "http").encode()
-    forwarded = b"for=%s;host=%s;proto=%s" % (client_ip, bare.encode("latin-1"), proto)
+    forwarded = b"for=%s;host=%s;proto=%s" % (_node(client_ip), bare.encode("latin-1"), proto)
     parts += (
         b"x-forwarded-for: ", prior_xff + b", " + client_ip if prior_xff else client_ip,
         b"\r\nx-forwarded-proto: ", proto,
         b"\r\nforwarded: ", prior_fwd + b", " + forwarded if prior_fwd else forwarded, b"\r\n",
     )
     return _Head(bare, parts, traceparent, content_length, scope)
+
+
+def _node(ip: bytes) -> bytes:
+    """A `Forwarded` node (RFC 7239 §6): an IPv6 address is quoted and bracketed, `for="[::1]"`."""
+    return b'"[%s]"' % ip if b":" in ip else ip
 
 
 def _route_form(scope: Scope) -> Scope | None:
@@ -569,7 +574,7 @@ def _h2_request_headers(head: _Head) -> list[tuple[bytes, bytes]]:
     client = scope.get("client")
     client_ip = (client[0] if client else "unknown").encode()
     proto = scope.get("scheme", "http").encode()
-    forwarded = b"for=%s;host=%s;proto=%s" % (client_ip, head.host.encode("latin-1"), proto)
+    forwarded = b"for=%s;host=%s;proto=%s" % (_node(client_ip), head.host.encode("latin-1"), proto)
     fields += [(b"x-forwarded-for", b", ".join([*prior_xff, client_ip])), (b"x-forwarded-proto", proto),
                (b"forwarded", b", ".join([*prior_fwd, forwarded]))]
     if head.trace_header is not None:
