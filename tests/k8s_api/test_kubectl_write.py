@@ -133,3 +133,28 @@ def test_get_watch_sees_the_delete(daemon: Daemon, manifests: Path) -> None:
         reader.join(10)
     gone = daemon.kubectl("get", "ksvc", "hello", check=False)
     assert gone.returncode == 1 and 'services.serving.knative.dev "hello" not found' in gone.stderr
+
+
+def test_typed_creates_labels_selectors_and_pages(daemon: Daemon) -> None:
+    """kubectl's typed clients send protobuf for core kinds; then label, list by selector, page, delete by label."""
+    daemon.kubectl("create", "namespace", "team")
+    for name, group in (("a", "one"), ("b", "one"), ("c", "two")):
+        assert daemon.kubectl("create", "configmap", name, "-n", "team", f"--from-literal=k={name}").stdout.strip() \
+            == f"configmap/{name} created"
+        daemon.kubectl("label", "configmap", name, "-n", "team", f"grp={group}")
+    made = daemon.kubectl("create", "secret", "generic", "creds", "-n", "team", "--from-literal=token=s3cr3t")
+    assert made.stdout.strip() == "secret/creds created"
+    shown = daemon.kubectl("get", "secret", "creds", "-n", "team", "-o", "json").stdout
+    assert "s3cr3t" not in shown and "czNjcjN0" not in shown  # values never leave the daemon
+
+    def names(*args: str) -> list[str]:
+        return daemon.kubectl("get", "configmaps", "-n", "team", "-o", "name", *args).stdout.split()
+
+    assert names("-l", "grp=one") == ["configmap/a", "configmap/b"]
+    assert names("--field-selector", "metadata.name=c") == ["configmap/c"]
+    assert names("--chunk-size=1") == ["configmap/a", "configmap/b", "configmap/c"]
+    deleted = daemon.kubectl("delete", "configmaps", "-n", "team", "-l", "grp=one").stdout
+    assert deleted.splitlines() == ['configmap "a" deleted', 'configmap "b" deleted']
+    assert names() == ["configmap/c"]
+    dry = daemon.kubectl("create", "configmap", "ghost", "-n", "team", "--dry-run=server").stdout
+    assert dry.strip() == "configmap/ghost created (server dry run)" and names() == ["configmap/c"]

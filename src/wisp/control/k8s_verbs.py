@@ -12,6 +12,7 @@ as the API server refuses it for every custom resource (its strategy disallows u
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import random
@@ -19,13 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from wisp.api import kinds as k
+from wisp.api.bounded_yaml import load_all
 from wisp.api.errors import ManifestError, UnknownKindError
 from wisp.api.kinds import Kind
-from wisp.control import k8s_fields, k8s_patch
+from wisp.control import k8s_fields, k8s_patch, k8s_protobuf
 from wisp.control.admission import admit, warnings_for
 from wisp.control.k8s_apply import manager_from, parse_apply_body, record_update, server_side_apply
 from wisp.control.k8s_list import list_page
@@ -46,12 +49,17 @@ GENERATE_TRIES = 8
 _STATUS_ON_DELETE = frozenset({k.SECRET, k.CONFIG_MAP})
 
 
+# A Secret's data values are base64 on the wire: clients that decode them (kubectl's typed client after
+# `kubectl create secret`) need valid base64, which decodes to the marker.
+REDACTED_DATA = base64.b64encode(REDACTED.encode()).decode()
+
+
 def redact(kind: Kind, resource: Resource) -> Resource:
     """Secrets leave the daemon with their keys but never their values."""
     if kind is not k.SECRET:
         return resource
     out = copy.deepcopy(resource)
-    out["data"] = {key: REDACTED for key in {*out.get("data", {}), *out.get("stringData", {})}}
+    out["data"] = {key: REDACTED_DATA for key in {*out.get("data", {}), *out.get("stringData", {})}}
     out.pop("stringData", None)
     annotations = out.get("metadata", {}).get("annotations", {})
     annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
@@ -113,6 +121,32 @@ def kind_of(request: Request) -> Kind:
         raise Refused(404, "NotFound", "the server could not find the requested resource") from None
 
 
+OBJECT_TYPES = ("application/json", "application/yaml", k8s_protobuf.CONTENT_TYPE)
+
+
+async def object_body(request: Request) -> Any:
+    """A create's or update's object: JSON, YAML, or protobuf for the core kinds (what kubectl's typed clients
+    send: `kubectl create configmap|secret|namespace`); 415 for another format."""
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type in ("application/json", ""):
+        return await json_body(request)
+    if content_type == k8s_protobuf.CONTENT_TYPE:
+        return k8s_protobuf.decode(await request.body())
+    if content_type == "application/yaml":
+        text = (await request.body()).decode("utf-8", "replace")
+        try:
+            docs = [d for d in load_all(text) if d is not None]
+        except yaml.YAMLError as exc:
+            raise bad_request(f"body is not valid YAML: {exc}") from None
+        except RecursionError:
+            raise bad_request("body is not valid YAML: it nests too deeply") from None
+        if len(docs) != 1:
+            raise bad_request("the body must be one object")
+        return docs[0]
+    raise Refused(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media "
+                  f"types include: {', '.join(OBJECT_TYPES)}")
+
+
 async def json_body(request: Request) -> Any:
     try:
         return await request.json()
@@ -163,9 +197,9 @@ class Verbs:
         if kind.virtual or (kind.namespaced and namespace is None):
             raise method_not_allowed()  # computed kinds, and the all-namespaces collection, take no objects
         opts = options(request)
-        body = await json_body(request)
+        body = await object_body(request)
         if not isinstance(body, dict):
-            raise bad_request("the body must be a JSON object")
+            raise bad_request("the body must be an object")
         body = match_path(kind, request.path_params["version"], body, namespace, None)
         meta = body.get("metadata")
         if not isinstance(meta, dict):
@@ -238,9 +272,9 @@ class Verbs:
         if request.method == "PATCH":
             return await self._patch(request, kind, namespace, name, status_only=True)
         opts = options(request)
-        body = await json_body(request)
+        body = await object_body(request)
         if not isinstance(body, dict):
-            raise bad_request("the body must be a JSON object")
+            raise bad_request("the body must be an object")
         body = match_path(kind, request.path_params["version"], body, request.path_params.get("namespace"), name)
         current = self._current(kind, namespace, name)
         return self._write_status(kind, current, body, opts)
@@ -270,9 +304,9 @@ class Verbs:
 
     async def _replace(self, request: Request, kind: Kind, namespace: str, name: str) -> Response:
         opts = options(request)
-        body = await json_body(request)
+        body = await object_body(request)
         if not isinstance(body, dict):
-            raise bad_request("the body must be a JSON object")
+            raise bad_request("the body must be an object")
         body = match_path(kind, request.path_params["version"], body, request.path_params.get("namespace"), name)
         current = self._current(kind, namespace, name)
         version = (body.get("metadata") or {}).get("resourceVersion")
