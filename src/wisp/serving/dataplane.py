@@ -198,7 +198,7 @@ class DataPlane:
                 revision.autoscaler.reachable = settings.reachable
             self._wake.set()  # unrouted: the next tick takes it to zero; routed again: min-scale is back
         revision.settings = settings
-        revision.throttler.h2c = settings.h2c  # instances added from now on
+        revision.throttler.set_h2c(settings.h2c)
         revision.throttler.set_capacity(settings.container_concurrency)
         revision.throttler.queue_depth = settings.queue_depth
         if revision.autoscaler is not None and settings.scaling.supported:

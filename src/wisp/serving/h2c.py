@@ -439,6 +439,9 @@ class _Responder:
             self.headers = [(b":status", b"%d" % self.status)] + [
                 (bytes(n).lower(), bytes(v)) for n, v in message.get("headers", [])
                 if bytes(n).lower() not in _CONNECTION_SPECIFIC]
+            # Held until the body (or trailers) in this turn of the loop, so that a small or trailers-only answer
+            # is one HEADERS frame; a body that comes later (a stream, a slow app) finds the head sent.
+            conn.loop.call_soon(self._head_now)
         elif kind == "http.response.body":
             body: bytes = message.get("body", b"")
             more = bool(message.get("more_body", False))
@@ -473,6 +476,13 @@ class _Responder:
             else:
                 conn.h2.end_stream(stream.id)
             self._finish()
+
+    def _head_now(self) -> None:
+        if self.headers and not self.stream.closed:
+            headers, self.headers = self.headers, []
+            with contextlib.suppress(h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+                self.conn.h2.send_headers(self.stream.id, headers)
+                self.conn._flush()
 
     async def _data(self, body: bytes, end: bool) -> None:
         stream, conn = self.stream, self.conn

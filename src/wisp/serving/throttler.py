@@ -87,6 +87,13 @@ class Throttler:
         self.slots.append(slot)
         self._dispatch()
 
+    def set_h2c(self, h2c: bool) -> None:
+        """Speak h2c to the instances (or stop): the slots there are get their pool now, new ones on `add`."""
+        self.h2c = h2c
+        for slot in self.slots:
+            if h2c and slot.h2 is None:
+                slot.h2 = H2Pool(slot.pool.host, slot.pool.port)
+
     def mark_ready(self, slot: Slot) -> None:
         slot.ready = True
         self._dispatch()
