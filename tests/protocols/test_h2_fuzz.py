@@ -120,3 +120,21 @@ async def test_answers_each_stream_of_a_well_formed_connection(server: int) -> N
             writer.write(client.data_to_send())
     writer.close()
     assert answered == {1: b"/s1", 3: b"/s3", 5: b"/s5"}
+
+
+async def test_a_header_list_over_the_limit_is_refused(server: int) -> None:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.initiate_connection()
+    huge = [(b"x-big-%d" % i, b"v" * 1000) for i in range(80)]  # 80 KB of fields: over the 64 KiB limit
+    client.send_headers(1, [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"x"),
+                            *huge], end_stream=True)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server)
+    writer.write(client.data_to_send())
+    answered = False
+    async with asyncio.timeout(TIMEOUT):
+        while data := await reader.read(65536):
+            for event in client.receive_data(data):
+                answered |= isinstance(event, h2.events.ResponseReceived)
+    writer.close()
+    assert not answered  # refused (the connection ends), never served
+    await still_serves(server)

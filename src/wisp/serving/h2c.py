@@ -158,7 +158,9 @@ class H2Connection(asyncio.Protocol):
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
             h2.settings.SettingCodes.ENABLE_PUSH: 0,
         })
-        self.h2.max_inbound_frame_size = MAX_FRAME_SIZE  # read from the settings only when the object is made
+        # Read from the settings only when the object is made: set to what we announce.
+        self.h2.max_inbound_frame_size = MAX_FRAME_SIZE
+        self.h2.decoder.max_header_list_size = MAX_HEAD_BYTES
         self.streams: dict[int, _Stream] = {}
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
