@@ -27,11 +27,13 @@ from wisp.types import Resource
 
 APP_DIR = Path(__file__).parent / "runtime_app"
 RUNTIME_IMAGE = "localhost/wisp-conformance-runtime:1"
+# The image runs as a non-root user, as Knative's test images (ko's nonroot, 65532) do.
 CONTAINERFILE = """\
 FROM {base}
 COPY runtime.py /app/runtime.py
 COPY deps /app/deps
 WORKDIR /app
+USER 65532:65532
 ENTRYPOINT ["python3", "/app/runtime.py"]
 """
 # The first test to need the image may build the tests' base image (mmdebstrap): its set-up gets this long.

@@ -1,0 +1,30 @@
+"""knative/serving test/conformance/runtime/user_test.go: securityContext.runAsUser, and the image's own user by
+default. OCI instances only: a local process runs as the daemon's user (docs/conformance.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.conftest import Target, conformance_daemon, serve_and_fetch
+
+SECURITY_CONTEXT_USER_ID = 2020
+UNPRIVILEGED_USER_ID = 65532  # the test image's USER
+
+
+@pytest.mark.parametrize("target", ["oci"], indirect=True)
+async def test_must_run_as_user(tmp_path: Path, target: Target) -> None:
+    async with conformance_daemon(tmp_path, target) as h:
+        info = await serve_and_fetch(h, target, "user", securityContext={"runAsUser": SECURITY_CONTEXT_USER_ID},
+                                     workingDir="/")
+        user = info["host"]["user"]
+        assert (user["uid"], user["euid"]) == (SECURITY_CONTEXT_USER_ID, SECURITY_CONTEXT_USER_ID)
+        assert user["cwd"] == {"directory": "/"}
+
+
+@pytest.mark.parametrize("target", ["oci"], indirect=True)
+async def test_should_run_as_user_container_default(tmp_path: Path, target: Target) -> None:
+    async with conformance_daemon(tmp_path, target) as h:
+        user = (await serve_and_fetch(h, target, "user"))["host"]["user"]
+        assert (user["uid"], user["euid"]) == (UNPRIVILEGED_USER_ID, UNPRIVILEGED_USER_ID)
