@@ -44,6 +44,7 @@ _BODIES: dict[str, dict[str, Any]] = {
                                  "sink": _SINK}},
     "EventType": {"spec": {"attributes": [{"name": n} for n in ("type", "source", "specversion", "id")]}},
     "ApiServerSource": {"spec": {"resources": [{"apiVersion": "v1", "kind": "ConfigMap"}], "sink": _SINK}},
+    "KafkaChannel": {"spec": {"numPartitions": 1}},
     "Secret": {"stringData": {"token": "s3cr3t-value"}},
     "ConfigMap": {"data": {"greeting": "hello"}},
     "Namespace": {},

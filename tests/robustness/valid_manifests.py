@@ -265,6 +265,12 @@ _BASES: dict[str, Resource] = {
             "ceOverrides": {"extensions": {"team": "a"}},
         },
     },
+    "KafkaChannel": {
+        "apiVersion": "messaging.knative.dev/v1beta1",
+        "kind": "KafkaChannel",
+        "metadata": _meta("orders"),
+        "spec": {"numPartitions": 3, "replicationFactor": 1, "retentionDuration": "PT24H", "delivery": _DELIVERY},
+    },
     "Secret": {
         "apiVersion": "v1",
         "kind": "Secret",

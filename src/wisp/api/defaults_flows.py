@@ -132,6 +132,19 @@ def _in_memory_channel(res: Resource, namespace: str, config: ChannelDefaults) -
         _delivery(spec.get("delivery"), namespace)
 
 
+def _kafka_channel(res: Resource, namespace: str, config: ChannelDefaults) -> None:
+    _subscribable(res)
+    spec = res.get("spec")
+    if spec is None:
+        spec = res["spec"] = {}
+    if isinstance(spec, dict):
+        # eventing-kafka-broker's defaults: 1 partition, replication factor 1, kept 7 days.
+        for key, value in (("numPartitions", 1), ("replicationFactor", 1), ("retentionDuration", "PT168H")):
+            if spec.get(key) in (None, 0, ""):
+                spec[key] = value
+        _delivery(spec.get("delivery"), namespace)
+
+
 def _channel(res: Resource, namespace: str, config: ChannelDefaults) -> None:
     _subscribable(res)
     spec = res.get("spec")
@@ -209,6 +222,7 @@ def _api_server_source(res: Resource, namespace: str, config: ChannelDefaults) -
 FLOW_DEFAULTERS: dict[tuple[str, str], Callable[[Resource, str, ChannelDefaults], None]] = {
     ("messaging.knative.dev", "InMemoryChannel"): _in_memory_channel,
     ("messaging.knative.dev", "Channel"): _channel,
+    ("messaging.knative.dev", "KafkaChannel"): _kafka_channel,
     ("messaging.knative.dev", "Subscription"): _subscription,
     ("flows.knative.dev", "Sequence"): _sequence,
     ("flows.knative.dev", "Parallel"): _parallel,

@@ -41,6 +41,7 @@ _CRD_FILES = {
     kinds.CONTAINER_SOURCE: "eventing/containersource.yaml",
     kinds.EVENT_TYPE: "eventing/eventtype.yaml",
     kinds.API_SERVER_SOURCE: "eventing/apiserversource.yaml",
+    kinds.KAFKA_CHANNEL: "eventing-kafka/kafkachannel.yaml",
 }
 
 # -- Kubernetes types --------------------------------------------------------------------------------------
@@ -150,7 +151,7 @@ def _complete(kind: Kind, schema: Schema) -> Schema:
         _at(out, "spec", "subject", "selector")["properties"]["matchLabels"] = string_map()
     elif kind is kinds.PING_SOURCE:
         _at(out, "spec", "ceOverrides")["properties"]["extensions"] = string_map()
-    elif kind in (kinds.IN_MEMORY_CHANNEL, kinds.CHANNEL, kinds.SUBSCRIPTION):
+    elif kind in (kinds.IN_MEMORY_CHANNEL, kinds.CHANNEL, kinds.SUBSCRIPTION, kinds.KAFKA_CHANNEL):
         _add(out, ("spec", "delivery"), **delivery)
     elif kind is kinds.SEQUENCE:
         _add(out, ("spec", "steps", "[]", "delivery"), **delivery)

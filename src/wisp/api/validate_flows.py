@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from wisp.api.durations import parse_iso8601_duration
 from wisp.api.errors import FieldError
 from wisp.api.validate_core import (
     Errors,
@@ -24,7 +25,11 @@ from wisp.api.validate_eventing import validate_delivery, validate_destination
 from wisp.types import Resource
 
 # The channel kinds wisp runs, as (apiVersion, kind).
-SERVED_CHANNEL_TEMPLATES = frozenset({("messaging.knative.dev/v1", "InMemoryChannel")})
+SERVED_CHANNEL_TEMPLATES = frozenset({("messaging.knative.dev/v1", "InMemoryChannel"),
+                                      ("messaging.knative.dev/v1beta1", "KafkaChannel"),
+                                      ("messaging.knative.dev/v1", "KafkaChannel")})
+# A local Kafka's topics; a real cluster takes more, but a channel's partitions bound its consumers here.
+MAX_KAFKA_CHANNEL_PARTITIONS = 100
 # Knative sets no bound; wisp runs every step and branch in the daemon.
 MAX_STEPS = 100
 MAX_BRANCHES = 100
@@ -79,6 +84,28 @@ def validate_in_memory_channel(res: Resource) -> Errors:
     errs = validate_metadata(res) + _scope(res)
     spec = as_mapping(res.get("spec"), "spec", errs) or {}
     errs.extend(unknown_fields(spec, ("delivery", "subscribers"), "spec"))
+    errs.extend(validate_delivery(spec.get("delivery"), "spec.delivery"))
+    errs.extend(_subscribers(spec.get("subscribers"), "spec.subscribers"))
+    return errs
+
+
+def validate_kafka_channel(res: Resource) -> Errors:
+    """eventing-kafka-broker's KafkaChannel webhook."""
+    errs = validate_metadata(res) + _scope(res)
+    spec = as_mapping(res.get("spec"), "spec", errs) or {}
+    errs.extend(unknown_fields(spec, ("numPartitions", "replicationFactor", "retentionDuration", "delivery",
+                                      "subscribers"), "spec"))
+    for field, upper in (("numPartitions", MAX_KAFKA_CHANNEL_PARTITIONS), ("replicationFactor", 32767)):
+        value = spec.get(field)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= upper:
+            errs.append(FieldError(f"spec.{field}", f"invalid value: {value}: expected 1 <= {field} <= {upper}"))
+    retention = spec.get("retentionDuration")
+    try:
+        ok = isinstance(retention, str) and parse_iso8601_duration(retention) >= 0
+    except ValueError:
+        ok = False
+    if not ok:
+        errs.append(FieldError("spec.retentionDuration", f"invalid value: {retention}: an ISO-8601 duration"))
     errs.extend(validate_delivery(spec.get("delivery"), "spec.delivery"))
     errs.extend(_subscribers(spec.get("subscribers"), "spec.subscribers"))
     return errs
@@ -186,12 +213,12 @@ def validate_parallel(res: Resource) -> Errors:
 def immutable_flow_fields(kind: str, old_spec: Mapping[str, Any], new_spec: Mapping[str, Any]) -> Errors:
     """Knative's CheckImmutableFields: a Channel's spec (but its subscribers), a Subscription's channel, all of
     an EventType's spec."""
-    if kind == "Channel":
+    if kind in ("Channel", "KafkaChannel"):
         before = {k: v for k, v in old_spec.items() if k != "subscribers"}
         after = {k: v for k, v in new_spec.items() if k != "subscribers"}
         if before != after:
             changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-            return [FieldError(f"spec.{changed[0]}", "Immutable fields changed: a Channel's spec cannot change")]
+            return [FieldError(f"spec.{changed[0]}", f"Immutable fields changed: a {kind}'s spec cannot change")]
     if kind == "EventType" and old_spec != new_spec:
         changed = sorted(k for k in set(old_spec) | set(new_spec) if old_spec.get(k) != new_spec.get(k))
         return [FieldError(f"spec.{changed[0]}", "Immutable fields changed: an EventType's spec cannot change")]

@@ -23,6 +23,7 @@ from wisp.api.validate_flows import (
     immutable_flow_fields,
     validate_channel,
     validate_in_memory_channel,
+    validate_kafka_channel,
     validate_parallel,
     validate_sequence,
     validate_subscription,
@@ -55,6 +56,7 @@ _VALIDATORS: dict[kinds.Kind, Validator] = {
     kinds.TRIGGER: validate_trigger,
     kinds.IN_MEMORY_CHANNEL: validate_in_memory_channel,
     kinds.CHANNEL: validate_channel,
+    kinds.KAFKA_CHANNEL: validate_kafka_channel,
     kinds.SUBSCRIPTION: validate_subscription,
     kinds.SEQUENCE: validate_sequence,
     kinds.PARALLEL: validate_parallel,
@@ -130,7 +132,7 @@ def validate_update(old: Resource, new: Resource) -> list[FieldError]:
         )
     elif kind in ("Service", "Configuration"):
         errs.extend(_template_renamed(old_spec, new_spec))
-    elif kind in ("Channel", "Subscription", "EventType"):
+    elif kind in ("Channel", "Subscription", "EventType", "KafkaChannel"):
         errs.extend(immutable_flow_fields(kind, old_spec, new_spec))
     return errs
 

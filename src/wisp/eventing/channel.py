@@ -116,21 +116,7 @@ class InMemoryChannel:
         return True
 
     async def _dispatch(self, event: CloudEvent, sub: ChannelSubscriber) -> bool:
-        reply: CloudEvent | None = event
-        if sub.subscriber is not None:
-            result = await self._deliverer.deliver(event, sub.subscriber, sub.delivery, sub.dead_letter)
-            self.counters.record(result)
-            if result.outcome != "delivered":
-                return result.outcome == "dead-lettered"
-            reply = result.reply
-        if reply is None or sub.reply is None:
-            return True
-        if sub.reply_channel is not None and await sub.reply_channel.take([reply]):
-            self.counters.delivered += 1
-            return True
-        result = await self._deliverer.deliver(reply, sub.reply, sub.delivery, sub.dead_letter)
-        self.counters.record(result)
-        return result.outcome != "dropped"
+        return await dispatch(self._deliverer, self.counters, event, sub)
 
     # -- ingress ------------------------------------------------------------------------------------------
     async def __call__(self, scope: MutableMapping[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
@@ -138,33 +124,33 @@ class InMemoryChannel:
         if scope["type"] != "http":
             return
         if scope["method"] != "POST":
-            await _respond(send, 405, "a channel takes CloudEvents by POST", [(b"allow", b"POST")])
+            await respond_text(send, 405, "a channel takes CloudEvents by POST", [(b"allow", b"POST")])
             return
-        body = await _read_body(receive, self._max_body)
+        body = await read_asgi_body(receive, self._max_body)
         if body is None:
-            await _respond(send, 413, f"request body exceeds {self._max_body} bytes")
+            await respond_text(send, 413, f"request body exceeds {self._max_body} bytes")
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             events = parse_request(headers, body)
         except CloudEventError as exc:
-            await _respond(send, 400, str(exc))
+            await respond_text(send, 400, str(exc))
             return
         if not events:
-            await _respond(send, 400, "no CloudEvent in the request")
+            await respond_text(send, 400, "no CloudEvent in the request")
             return
         if self.on_event is not None:
             self._observe(events)
         if self.async_handler:
             if not self.publish_later(events):
-                await _respond(send, 503, "the channel has too many events in flight", [(b"retry-after", b"1")])
+                await respond_text(send, 503, "the channel has too many events in flight", [(b"retry-after", b"1")])
                 return
-            await _respond(send, 202, "")
+            await respond_text(send, 202, "")
             return
         if await self.publish(events):
-            await _respond(send, 202, "")
+            await respond_text(send, 202, "")
         else:
-            await _respond(send, 500, "a subscriber could not take the event")
+            await respond_text(send, 500, "a subscriber could not take the event")
 
 
     def _observe(self, events: Sequence[CloudEvent]) -> None:
@@ -177,7 +163,28 @@ class InMemoryChannel:
                               event.get("id"))
 
 
-async def _read_body(receive: ASGIReceive, limit: int) -> bytes | None:
+async def dispatch(deliverer: Deliverer, counters: DeliveryCounters, event: CloudEvent,
+                   sub: ChannelSubscriber) -> bool:
+    """One event to one subscription: its subscriber, then the reply (or, with no subscriber, the event) to its
+    reply destination. True when it settled (delivered or dead-lettered)."""
+    reply: CloudEvent | None = event
+    if sub.subscriber is not None:
+        result = await deliverer.deliver(event, sub.subscriber, sub.delivery, sub.dead_letter)
+        counters.record(result)
+        if result.outcome != "delivered":
+            return result.outcome == "dead-lettered"
+        reply = result.reply
+    if reply is None or sub.reply is None:
+        return True
+    if sub.reply_channel is not None and await sub.reply_channel.take([reply]):
+        counters.delivered += 1
+        return True
+    result = await deliverer.deliver(reply, sub.reply, sub.delivery, sub.dead_letter)
+    counters.record(result)
+    return result.outcome != "dropped"
+
+
+async def read_asgi_body(receive: ASGIReceive, limit: int) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -193,7 +200,7 @@ async def _read_body(receive: ASGIReceive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _respond(send: ASGISend, status: int, text: str,
+async def respond_text(send: ASGISend, status: int, text: str,
                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = text.encode()
     head = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
@@ -206,7 +213,7 @@ class Channels:
     ingress's virtual-host table, which the daemon shares with the channels)."""
 
     def __init__(self, hosts: MutableMapping[str, Any]) -> None:
-        self._hosts = hosts
+        self.hosts = hosts
         self._channels: dict[tuple[str, str], InMemoryChannel] = {}
 
     def get(self, namespace: str, name: str) -> InMemoryChannel | None:
@@ -214,10 +221,10 @@ class Channels:
 
     def put(self, channel: InMemoryChannel) -> None:
         self._channels[(channel.namespace, channel.name)] = channel
-        self._hosts[channel_host(channel.name, channel.namespace)] = channel
+        self.hosts[channel_host(channel.name, channel.namespace)] = channel
 
     def remove(self, namespace: str, name: str) -> InMemoryChannel | None:
-        self._hosts.pop(channel_host(name, namespace), None)
+        self.hosts.pop(channel_host(name, namespace), None)
         return self._channels.pop((namespace, name), None)
 
     def items(self) -> list[tuple[tuple[str, str], InMemoryChannel]]:

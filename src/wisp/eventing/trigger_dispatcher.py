@@ -323,11 +323,14 @@ class KafkaTriggerDispatcher(_Dispatcher):
         initial_offset: str = "latest",
         ready_timeout: float = 60.0,
         now: Clock = time.monotonic,
+        group_id: str | None = None,
     ) -> None:
+        """`group_id`: the consumer group (default: Knative's for the trigger; a KafkaChannel's subscription
+        names its own)."""
         super().__init__(handler)
         cfg = handler.config
         self.topic = topic
-        self.group_id = trigger_group_id(cfg.namespace, cfg.name)
+        self.group_id = group_id or trigger_group_id(cfg.namespace, cfg.name)
         self._consumer = consumer_factory(
             group_id=self.group_id, enable_auto_commit=False, auto_offset_reset=initial_offset,
             fetch_max_wait_ms=round(SHORT * 1000),  # then adapted to idleness: see fetch_wait

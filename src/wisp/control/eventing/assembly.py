@@ -17,6 +17,7 @@ from wisp.control.eventing.channel import ChannelReconciler
 from wisp.control.eventing.container_source import ContainerSourceReconciler
 from wisp.control.eventing.event_type import AutoEventTypes, EventTypeReconciler
 from wisp.control.eventing.in_memory_channel import InMemoryChannelReconciler
+from wisp.control.eventing.kafka_channel import KafkaChannelReconciler
 from wisp.control.eventing.kafka_source import KafkaSourceReconciler
 from wisp.control.eventing.parallel import ParallelReconciler
 from wisp.control.eventing.ping_source import PingSourceReconciler
@@ -29,8 +30,9 @@ from wisp.control.kafka_cluster import KafkaCluster
 from wisp.control.sinks import SinkResolver
 from wisp.eventing.broker import Brokers
 from wisp.eventing.broker_log import BrokerLog
-from wisp.eventing.channel import Channels
+from wisp.eventing.channel import DEFAULT_MAX_BODY_BYTES, Channels
 from wisp.eventing.delivery import Deliverer
+from wisp.eventing.kafka_channel import KafkaChannels
 from wisp.observability.metrics import SourceState
 from wisp.observability.recorder import SpanRecorder
 from wisp.store import Store
@@ -59,7 +61,10 @@ class Eventing:
         self.in_memory_channel = InMemoryChannelReconciler(ctx, deliverer, self.channels, max_body_bytes,
                                                            AutoEventTypes(store))
         self.channel = ChannelReconciler(ctx)
-        self.subscription = SubscriptionReconciler(ctx, self.channels)
+        self.kafka_channels = KafkaChannels(self.channels.hosts)
+        self.kafka_channel = KafkaChannelReconciler(ctx, kafka, self._producer, self.kafka_channels,
+                                                    max_body_bytes or DEFAULT_MAX_BODY_BYTES)
+        self.subscription = SubscriptionReconciler(ctx, self.channels, self.kafka_channels, deliverer)
         self.sequence = SequenceReconciler(ctx)
         self.parallel = ParallelReconciler(ctx)
         self.container_source = ContainerSourceReconciler(ctx, enqueue, logs_dir)
@@ -69,13 +74,14 @@ class Eventing:
     @property
     def reconcilers(self) -> list[Reconciler]:
         return [self.kafka_source, self.broker, self.trigger, self.ping_source, self.sink_binding,
-                self.in_memory_channel, self.channel, self.subscription, self.sequence, self.parallel,
+                self.in_memory_channel, self.channel, self.kafka_channel, self.subscription, self.sequence,
+                self.parallel,
                 self.container_source, self.event_type, self.api_server_source]
 
     @property
     def _running(self) -> list[PieceReconciler[Any]]:
         return [self.kafka_source, self.trigger, self.ping_source, self.in_memory_channel, self.container_source,
-                self.api_server_source]
+                self.api_server_source, self.subscription]
 
     async def start(self) -> None:
         await self._deliverer.start()

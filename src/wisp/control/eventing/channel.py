@@ -39,7 +39,7 @@ class ChannelReconciler(KindReconciler):
 
     def dependents(self, event: StoreEvent) -> Iterable[Key]:
         """The Channel owning a changed backing channel."""
-        if event.kind is not k.IN_MEMORY_CHANNEL:
+        if event.kind not in (k.IN_MEMORY_CHANNEL, k.KAFKA_CHANNEL):
             return []
         meta = event.resource["metadata"]
         return [(k.CHANNEL, meta.get("namespace", ""), ref["name"]) for ref in meta.get("ownerReferences") or []

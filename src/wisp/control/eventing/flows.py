@@ -13,7 +13,7 @@ from wisp.control.eventing.base import KindReconciler, name_of
 from wisp.store import StoreEvent
 from wisp.types import Resource
 
-_CHILD_KINDS = (k.IN_MEMORY_CHANNEL, k.SUBSCRIPTION)
+_CHILD_KINDS = (k.IN_MEMORY_CHANNEL, k.KAFKA_CHANNEL, k.SUBSCRIPTION)
 
 
 class NotOwned(Exception):
