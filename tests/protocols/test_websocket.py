@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.serving.harness import Harness, running_daemon, service, write_function
 from wisp.serving.throttler import Throttler
@@ -169,3 +169,42 @@ async def test_refused_upgrades_get_the_answer_as_http(tmp_path: Path) -> None:
         assert unknown.value.response.status_code == 404
         assert b"no service answers" in unknown.value.response.body
         await until(lambda: throttler(h, "plain-00001").in_flight == 0)
+
+
+DELAYED_ECHO = """
+import asyncio
+from urllib.parse import parse_qs
+
+async def handle(scope, receive, send):
+    if scope["type"] != "websocket":
+        return
+    delay = float(parse_qs(scope["query_string"].decode()).get("delay", ["0"])[0])
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await asyncio.sleep(delay)
+        await send({"type": "websocket.send", "text": message["text"]})
+"""
+
+
+@pytest.mark.parametrize("timeout_field", ["timeoutSeconds", "responseStartTimeoutSeconds", "idleTimeoutSeconds"])
+async def test_the_revision_timeouts_bound_the_session_as_on_knative(tmp_path: Path, timeout_field: str) -> None:
+    # Knative's e2e TestWebSocketWithTimeout: a 2 s reply within a 10 s timeout works, a 20 s one fails; here
+    # 0.2 s and 5 s against 2 s.
+    fn = write_function(tmp_path / "fn", DELAYED_ECHO)
+    spec = {"timeoutSeconds": 30, timeout_field: 2} if timeout_field != "timeoutSeconds" else {"timeoutSeconds": 2}
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(service("slow", fn, spec=spec))
+        await h.ready("slow")
+        async with open_ws(h, "slow.default.localhost", "/?delay=0.2") as ws:
+            await ws.send("quick")
+            assert await ws.recv() == "quick"
+        async with open_ws(h, "slow.default.localhost", "/?delay=5") as ws:
+            await ws.send("late")
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            assert ws.close_code == 1011
+        await until(lambda: throttler(h, "slow-00001").in_flight == 0)

@@ -310,7 +310,9 @@ class Ingress:
             return
         throttler, timeouts = backend
         started = time.monotonic()
-        status = await websocket_proxy.relay(scope, receive, send, host, key[1], throttler, timeouts.total)
+        limits = [t for t in (timeouts.total, timeouts.response_start, timeouts.idle) if t]
+        status = await websocket_proxy.relay(scope, receive, send, host, key[1], throttler,
+                                             min(limits) if limits else None)
         self.observer.request_done(key, status, time.monotonic() - started)
 
     def _trace(self, traceparent: bytes | None, tracer: SpanRecorder) -> _Trace | None:

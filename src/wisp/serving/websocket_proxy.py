@@ -8,7 +8,9 @@ response. Each side negotiates its own extensions (compression) and answers its 
 The session holds one throttler slot from the handshake to the close, so a WebSocket counts as one in-flight
 request for its whole life (Knative's activator and queue-proxy count it so) and `containerConcurrency` bounds
 open sessions per instance. With no ready instance the upgrade waits in the throttler like any request (scale
-from zero); `timeoutSeconds` bounds that wait and the instance's handshake, not the session.
+from zero). The Revision's timeouts bound the whole session, as Knative's queue-proxy does (its timeout handler
+sees no write on an upgraded connection, so `timeoutSeconds`, `responseStartTimeoutSeconds` and
+`idleTimeoutSeconds` each end it that long after the upgrade began): the client then gets close code 1011.
 """
 
 from __future__ import annotations
@@ -120,12 +122,14 @@ async def _acquire(scope: Scope, send: Send, revision: str, throttler: Throttler
 
 
 async def relay(scope: Scope, receive: Receive, send: Send, host: str, revision: str, throttler: Throttler,
-                total_timeout: float | None) -> int:
-    """Serve one WebSocket upgrade through `throttler`'s instances; the status it ended with (101 if accepted)."""
+                limit: float | None) -> int:
+    """Serve one WebSocket upgrade through `throttler`'s instances; the status it ended with (101 if accepted).
+    `limit` (seconds, None for none) bounds everything from now: the wait for an instance, its handshake and
+    the session."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return 499  # the client left before the handshake
-    deadline = time.monotonic() + total_timeout if total_timeout else None
+    deadline = time.monotonic() + limit if limit else None
     headers, subprotocols = _upstream_headers(scope, host)
     target = scope.get("raw_path") or scope["path"].encode()
     if scope.get("query_string"):
@@ -160,13 +164,14 @@ async def relay(scope: Scope, receive: Receive, send: Send, host: str, revision:
             except (OSError, InvalidHandshake) as exc:
                 await deny(scope, send, 502, f"instance of revision {revision} failed the upgrade: {exc}")
                 return 502
-            await _session(scope, receive, send, upstream)
+            await _session(scope, receive, send, upstream, deadline)
             return 101
         finally:
             throttler.release(slot)
 
 
-async def _session(scope: Scope, receive: Receive, send: Send, upstream: ClientConnection) -> None:
+async def _session(scope: Scope, receive: Receive, send: Send, upstream: ClientConnection,
+                   deadline: float | None) -> None:
     response_headers: Headers = upstream.response.headers if upstream.response is not None else Headers()
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response_headers.raw_items()
              if k.lower().encode("latin-1") not in _NOT_RELAYED_BACK]
@@ -174,7 +179,13 @@ async def _session(scope: Scope, receive: Receive, send: Send, upstream: ClientC
     to_instance = asyncio.ensure_future(_client_to_instance(receive, upstream))
     to_client = asyncio.ensure_future(_instance_to_client(send, upstream))
     try:
-        await asyncio.wait((to_instance, to_client), return_when=asyncio.FIRST_COMPLETED)
+        _, pending = await asyncio.wait((to_instance, to_client), return_when=asyncio.FIRST_COMPLETED,
+                                        timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if len(pending) == 2:  # the Revision's timeout: both sides are told
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": 1011, "reason": "revision timeout reached"})
+            with contextlib.suppress(ConnectionClosed):
+                await upstream.close(1001, "revision timeout reached")
     finally:
         for task in (to_instance, to_client):
             task.cancel()
