@@ -58,7 +58,8 @@ def instance_env(spec: WorkloadSpec, port: int) -> dict[str, str]:
 
 
 def split_env(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(for the env file, passed by name through the client's environment)."""
+    """The variables the env file can hold, and the others (passed by name, their values in the environment of
+    the engine client, which only its user can read)."""
     by_file: dict[str, str] = {}
     by_name: dict[str, str] = {}
     for key, value in env.items():
