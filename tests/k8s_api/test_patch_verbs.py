@@ -198,3 +198,19 @@ def test_a_refused_patch_changes_nothing_over_http(client: httpx.Client, content
     if response.status_code >= 400:
         assert response.json()["kind"] == "Status"
         assert client.get(f"{KSVCS}/fuzzed").json() == before
+
+
+def test_applying_what_the_server_defaulted_is_no_conflict(client: httpx.Client) -> None:
+    """The creator's containers hold the server's defaults (name, probe); an apply of the same container without
+    them changes nothing, so it is no conflict (shared); another image is."""
+    client.post(KSVCS, json=ksvc("shared"), params={"fieldManager": "creator"}).raise_for_status()
+    same = json.dumps({**ksvc("shared"), "metadata": {"name": "shared", "labels": {"by": "ssa"}}})
+    applied = patch(client, f"{KSVCS}/shared", same, APPLY, fieldManager="applier")
+    assert applied.status_code == 200, applied.text
+    owners = managers(applied.json())
+    assert "f:containers" in owners[("creator", "Update")]["f:spec"]["f:template"]["f:spec"]  # still shared
+    other = same.replace("./app", "./other")
+    conflict = patch(client, f"{KSVCS}/shared", other, APPLY, fieldManager="applier")
+    assert (conflict.status_code, conflict.json()["details"]["causes"][0]["field"]) == (
+        409, ".spec.template.spec.containers")
+    assert 'conflict with "creator" using serving.knative.dev/v1' in conflict.json()["message"]

@@ -14,7 +14,7 @@ The subset wisp keeps (enough for `kubectl apply --server-side`, controllers usi
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
@@ -186,43 +186,44 @@ def record_update(kind: Kind, before: dict[str, Any] | None, after: dict[str, An
 
 
 def server_side_apply(kind: Kind, current: dict[str, Any] | None, config: dict[str, Any], manager: str,
-                      force: bool, now: float) -> dict[str, Any]:
-    """The object after `manager` applies `config` (current is None: it is created); Refused 409 on conflicts."""
+                      force: bool, now: float, settle: Callable[[dict[str, Any]], dict[str, Any]] = lambda o: o,
+                      ) -> dict[str, Any]:
+    """The object after `manager` applies `config` (current is None: it is created); Refused 409 on conflicts.
+
+    `settle` is admission (defaults, validation) of the merged object: a field conflicts only when the applied
+    object, once settled, changes a value another manager set (a list given without the defaults the server
+    fills in is the same list)."""
     applied = dict(leaves(config))
     if current is None:
-        result = copy.deepcopy(config)
+        result = settle(copy.deepcopy(config))
         result.setdefault("metadata", {})["managedFields"] = [_entry(manager, "Apply", kind, set(applied), now)]
         return result
     entries = _entries(current)
     sets = {(str(e.get("manager")), str(e.get("operation"))): from_fields_v1(e.get("fieldsV1")) for e in entries}
     mine = (manager, "Apply")
-    conflicts: list[tuple[str, str, Path]] = []
-    for (other, operation), owned in sets.items():
-        if (other, operation) == mine:
-            continue
-        for path in applied:
-            for held in _overlaps(owned, path):
-                if _get(current, held) != _get(config, held):
-                    conflicts.append((other, operation, held))
-    if conflicts and not force:
-        raise _conflict(kind, conflicts)
-    for other, operation, held in conflicts:  # forced: the applier takes them
-        sets[(other, operation)].discard(held)
-    result = copy.deepcopy(current)
-    result.pop("status", None)
+    candidates = {(other, operation, held) for (other, operation), owned in sets.items() if (other, operation) != mine
+                  for path in applied for held in _overlaps(owned, path)}
+    merged = copy.deepcopy(current)
+    merged.pop("status", None)
     before = sets.get(mine, set())
     others = set().union(*(owned for key, owned in sets.items() if key != mine)) if sets else set()
     for path in before - set(applied):
         if not _covers(others, path) and not any(p[:len(path)] == path for p in others):
-            _remove(result, path)
+            _remove(merged, path)
     for path, value in applied.items():
-        _set(result, path, value)
+        _set(merged, path, value)
     for key in ("apiVersion", "kind"):
         if key in config:
-            result[key] = config[key]
+            merged[key] = config[key]
     for name in ("labels", "annotations"):  # a map the applier emptied is gone, as a field of nobody's
-        if result.get("metadata", {}).get(name) == {}:
-            del result["metadata"][name]
+        if merged.get("metadata", {}).get(name) == {}:
+            del merged["metadata"][name]
+    result = settle(merged)
+    conflicts = sorted(c for c in candidates if _get(current, c[2]) != _get(result, c[2]))
+    if conflicts and not force:
+        raise _conflict(kind, conflicts)
+    for other, operation, held in conflicts:  # forced: the applier takes them; unchanged values stay shared
+        sets[(other, operation)].discard(held)
     sets[mine] = set(applied)
     fresh = _entry(manager, "Apply", kind, set(applied), now)
     if before == set(applied):

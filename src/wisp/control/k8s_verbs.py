@@ -359,10 +359,15 @@ class Verbs:
         config, field_warnings = k8s_fields.checked(kind, version, config, opts.validation)
         config.pop("status", None)
         current = self.store.get(kind, namespace, name)
-        merged = server_side_apply(kind, current, config, opts.manager, opts.force, self.clock())
-        resource, warnings = self._admitted(kind, version, merged, Options(opts.dry_run, "Ignore", opts.manager,
-                                                                          opts.force))
-        resource.setdefault("metadata", {})["managedFields"] = merged["metadata"].get("managedFields", [])
+        warnings: list[str] = []
+        checked = Options(opts.dry_run, "Ignore", opts.manager, opts.force)  # unknown fields: done above
+
+        def settle(merged: Resource) -> Resource:
+            resource, found = self._admitted(kind, version, merged, checked)
+            warnings.extend(found)
+            return resource
+
+        resource = server_side_apply(kind, current, config, opts.manager, opts.force, self.clock(), settle)
         wanted = (config.get("metadata") or {}).get("resourceVersion")
         try:
             if current is None:
