@@ -83,3 +83,12 @@ def test_a_container_sees_exactly_the_revisions_env(tmp_path: Path, server_image
 
     seen = asyncio.run(run())
     assert {key: seen.get(key) for key in env} == env
+
+
+def test_the_engine_runs_with_the_users_environment_but_not_wisps_token() -> None:
+    """What made `podman run` work for the user (CONTAINERS_CONF, ...) reaches the engine; the API token does not
+    (an engine may pass its environment on to containers: containers.conf `env_host`)."""
+    user = {"CONTAINERS_CONF": "/home/u/containers.conf", "DOCKER_HOST": "unix:///run/user/1000/podman.sock",
+            "XDG_RUNTIME_DIR": "/run/user/1000", "HTTPS_PROXY": "http://proxy:3128", "WISP_TOKEN": "t0ken"}
+    engines = ContainerEngines(Path("/nonexistent"), "auto", user)
+    assert engines.environ == {k: v for k, v in user.items() if k != "WISP_TOKEN"}
