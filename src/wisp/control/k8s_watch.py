@@ -52,7 +52,7 @@ def is_true(value: str | None) -> bool:
 class Encoder:
     """Each change encoded once for every watcher that sends it (fan-out costs one json.dumps per change)."""
 
-    def __init__(self, redact: Callable[[Kind, Resource], Resource], size: int = 4096) -> None:
+    def __init__(self, redact: Callable[[Kind, Resource], Resource], size: int = 256) -> None:
         self.redact = redact
         self._size = size
         self._cache: OrderedDict[tuple[int, str], tuple[StoreEvent, bytes]] = OrderedDict()

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from wisp.api.kinds import NAMESPACE
+from wisp.api.kinds import NAMESPACE, Kind
 from wisp.store.events import EventType, StoreEvent
 
-DEFAULT_HISTORY = 10_000  # events kept for resuming watches
+# Changes kept for resuming watches and continuing lists: kept as JSON, about twice an object's size each
+# (5,000 changes of 3 kB objects: 30 MB).
+DEFAULT_HISTORY = 5_000
 DEFAULT_BUFFER = 1_000  # events a watcher may fall behind by before its watch is ended
 
 # What a watcher sends for an event: its type (a label-selector watch turns a MODIFIED that leaves the
@@ -46,6 +49,26 @@ class Change:
     event: StoreEvent
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """A change as the history keeps it: JSON text, a small fraction of the parsed objects' memory."""
+
+    type: EventType
+    kind: Kind
+    resource: str
+    old: str | None
+    deleted_at: int
+
+    @classmethod
+    def of(cls, event: StoreEvent) -> _Kept:
+        old = None if event.old is None else json.dumps(event.old, separators=(",", ":"))
+        return cls(event.type, event.kind, json.dumps(event.resource, separators=(",", ":")), old, event.deleted_at)
+
+    def event(self) -> StoreEvent:
+        old = None if self.old is None else json.loads(self.old)
+        return StoreEvent(self.type, self.kind, json.loads(self.resource), old, self.deleted_at)
+
+
 class History:
     """The last `capacity` changes, ordered by version; `floor` is the oldest version a watch may resume from."""
 
@@ -53,21 +76,21 @@ class History:
         self.capacity = capacity
         self.floor = floor
         self._versions: deque[int] = deque()
-        self._events: deque[StoreEvent] = deque()
+        self._kept: deque[_Kept] = deque()
 
     def record(self, version: int, event: StoreEvent) -> None:
         self._versions.append(version)
-        self._events.append(event)
+        self._kept.append(_Kept.of(event))
         while len(self._versions) > self.capacity:
             self.floor = self._versions.popleft()  # resuming from it replays everything after it
-            self._events.popleft()
+            self._kept.popleft()
 
     def since(self, version: int) -> list[tuple[int, StoreEvent]]:
-        """Every change after `version`; Expired when some of them are no longer kept."""
+        """Every change after `version` (fresh objects); Expired when some of them are no longer kept."""
         if version < self.floor:
             raise Expired(version, self.floor)
         start = bisect.bisect_right(self._versions, version)
-        return [(self._versions[i], self._events[i]) for i in range(start, len(self._versions))]
+        return [(self._versions[i], self._kept[i].event()) for i in range(start, len(self._versions))]
 
 
 @dataclass(eq=False)
