@@ -9,9 +9,10 @@ holding --services Knative Services with Ready status (admitted and written dire
 only the API is measured). Over one keep-alive connection (kubectl holds one), httpx sends the request
 `kubectl get ksvc` sends — GET .../services?limit=500 with `Accept: application/json;as=Table;v=v1;
 g=meta.k8s.io` — beside the same list as plain JSON (what `-o json` and client libraries ask). Per run: p50,
-p95 and p99 of --requests requests each; then the medians over --runs, the Table/JSON ratio, and list
-throughput (sequential requests/s and objects/s). When kubectl is on PATH, the wall time of the real `kubectl
-get ksvc` against the same server is printed too (a process start and a cached discovery included).
+p95 and p99 of --requests requests each, and the server thread's CPU per request (what a busy machine does
+not inflate); then the medians over --runs, the Table/JSON ratio, and list throughput (sequential requests/s
+and objects/s). When kubectl is on PATH, the wall time of the real `kubectl get ksvc` against the same server
+is printed too (a process start and a cached discovery included).
 
 Target: the Table request's p95 <= 50 ms with 500 Services.
 
@@ -86,6 +87,14 @@ def seed_services(store: Store, count: int) -> None:
 @contextmanager
 def served_api(store: Store, clock: Callable[[], float] = time.time) -> Iterator[str]:
     """The control API with the read side, as the daemon assembles it, on a free port in its own thread."""
+    with served_api_cpu(store, clock) as (url, _):
+        yield url
+
+
+@contextmanager
+def served_api_cpu(store: Store, clock: Callable[[], float] = time.time) -> Iterator[tuple[str, Callable[[], float]]]:
+    """`served_api`, and the CPU seconds its server thread has used so far (the server side's cost, which a busy
+    machine delays but does not inflate the way it inflates wall-clock latency)."""
     surface = KubernetesSurface(store, clock, lambda ns: [], Path("/nonexistent"), "bench")
     virtual = VirtualKinds(list_pods=surface.pods, list_autoscalers=lambda ns: [], service_logs=_no_logs,
                            info=lambda: {}, metrics=lambda: (b"", "text/plain"))
@@ -101,8 +110,10 @@ def served_api(store: Store, clock: Callable[[], float] = time.time) -> Iterator
     thread.start()
     while not server.started:
         time.sleep(0.01)
+    assert thread.ident is not None
+    cpu_clock = time.pthread_getcpuclockid(thread.ident)
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", lambda: time.clock_gettime(cpu_clock)
     finally:
         server.should_exit = True
         thread.join(10)
@@ -115,10 +126,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(client: httpx.Client, path: str, accept: str, requests: int) -> dict[str, float]:
-    """Latencies (ms) of `requests` sequential GETs, after a few warm-up requests; and objects per answer."""
+def measure(client: httpx.Client, path: str, accept: str, requests: int,
+            server_cpu: Callable[[], float] = lambda: 0.0) -> dict[str, float]:
+    """Latencies (ms) of `requests` sequential GETs, after a few warm-up requests; the server thread's CPU
+    per request (ms); and objects per answer."""
     for _ in range(3):
         client.get(path, headers={"Accept": accept}).raise_for_status()
+    cpu_start = server_cpu()
     times: list[float] = []
     objects = 0
     for _ in range(requests):
@@ -130,6 +144,7 @@ def measure(client: httpx.Client, path: str, accept: str, requests: int) -> dict
         objects = len(body.get("rows", body.get("items", [])))
     total = sum(times) / 1000
     return {"p50": percentile(times, 0.5), "p95": percentile(times, 0.95), "p99": percentile(times, 0.99),
+            "cpu": (server_cpu() - cpu_start) * 1000 / requests,
             "rps": requests / total, "objects": objects, "objects_per_s": objects * requests / total}
 
 
@@ -140,12 +155,13 @@ def bench_get(services: int, requests: int, runs: int) -> dict[str, dict[str, fl
     seed_services(store, services)
     results: dict[str, list[dict[str, float]]] = {"table": [], "json": []}
     try:
-        with served_api(store) as url, httpx.Client(base_url=url, timeout=30) as client:
+        with served_api_cpu(store) as (url, cpu), httpx.Client(base_url=url, timeout=30) as client:
             for run in range(runs):
                 for name, accept in (("table", TABLE_ACCEPT), ("json", "application/json")):
-                    figures = measure(client, f"{LIST_PATH}?limit=500", accept, requests)
+                    figures = measure(client, f"{LIST_PATH}?limit=500", accept, requests, cpu)
                     results[name].append(figures)
-                    print(f"run {run + 1} {name:5}: p50 {figures['p50']:6.1f} ms  p95 {figures['p95']:6.1f} ms  "
+                    print(f"run {run + 1} {name:5}: server CPU {figures['cpu']:5.1f} ms/request  "
+                          f"p50 {figures['p50']:6.1f} ms  p95 {figures['p95']:6.1f} ms  "
                           f"p99 {figures['p99']:6.1f} ms  {figures['rps']:6.1f} lists/s  "
                           f"{figures['objects_per_s']:8.0f} objects/s ({figures['objects']:.0f} per list)")
             kubectl = shutil.which("kubectl")
@@ -175,7 +191,8 @@ def report_get(medians: dict[str, dict[str, float]], services: int) -> bool:
     print(f"\nkubectl get ksvc with {services} Services (medians over runs):")
     print(f"  Table      p50 {table['p50']:6.1f} ms  p95 {table['p95']:6.1f} ms  p99 {table['p99']:6.1f} ms")
     print(f"  JSON list  p50 {plain['p50']:6.1f} ms  p95 {plain['p95']:6.1f} ms  p99 {plain['p99']:6.1f} ms")
-    print(f"  Table / JSON p95: {table['p95'] / plain['p95']:.2f}x")
+    print(f"  Table / JSON p95: {table['p95'] / plain['p95']:.2f}x; server CPU per request: Table "
+          f"{table['cpu']:.1f} ms, JSON {plain['cpu']:.1f} ms (ratio {table['cpu'] / max(plain['cpu'], 1e-9):.2f}x)")
     print(f"  list throughput: {plain['rps']:.1f} JSON lists/s ({plain['objects_per_s']:.0f} objects/s), "
           f"{table['rps']:.1f} Table lists/s ({table['objects_per_s']:.0f} rows/s)")
     ok = table["p95"] <= TARGET_P95_MS
