@@ -88,6 +88,9 @@ class DataPlane:
         self._tick_interval = tick_interval
         self._revisions: dict[RevisionKey, _Revision] = {}
         self._ticker: asyncio.Task[None] | None = None
+        # Runners being stopped after their revision was removed: a daemon stop waits for them too (a removal's
+        # caller may be cancelled mid-drain, which must not leave its instances running).
+        self._removing: set[asyncio.Future[None]] = set()
         self._wake = asyncio.Event()  # set when a revision may need ticks again
 
     async def start(self) -> None:
@@ -100,6 +103,7 @@ class DataPlane:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         await asyncio.gather(*(self.remove(k) for k in list(self._revisions)), return_exceptions=True)
+        await asyncio.gather(*self._removing, return_exceptions=True)
 
     # -- the ingress's view ----------------------------------------------------------------------
     def backend(self, key: RevisionKey) -> tuple[Throttler, Timeouts] | None:
@@ -142,7 +146,10 @@ class DataPlane:
     async def remove(self, key: RevisionKey) -> None:
         revision = self._revisions.pop(key, None)
         if revision is not None:
-            await revision.runner.stop()
+            stopping = asyncio.ensure_future(revision.runner.stop())
+            self._removing.add(stopping)
+            stopping.add_done_callback(self._removing.discard)
+            await asyncio.shield(stopping)
 
     def kill_instances(self) -> None:
         """SIGKILL every instance now (a second Ctrl-C): a stop then has no drain to wait for."""
