@@ -199,7 +199,8 @@ async def test_the_controller_routes_every_eventing_kind_and_binds_enqueue(tmp_p
     eventing = Eventing(store, SinkResolver(store, Network()), KafkaCluster("127.0.0.1:1", tmp_path / "kafka.log"),
                         Deliverer(), Brokers(), BrokerLog(tmp_path / "broker.db"), enqueue, lambda: 0.0)
     assert sorted(kind.kind for r in eventing.reconcilers for kind in r.kinds) == [
-        "ApiServerSource", "Broker", "Channel", "ContainerSource", "EventType", "InMemoryChannel", "KafkaChannel",
+        "ApiServerSource", "Broker", "Channel", "ContainerSource", "EventType", "InMemoryChannel", "JobSink",
+        "KafkaChannel",
         "KafkaSource", "Parallel", "PingSource", "Sequence", "SinkBinding", "Subscription", "Trigger"]
     await eventing.start()
     controller = Controller(store, eventing.reconcilers, enqueue)

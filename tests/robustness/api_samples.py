@@ -45,6 +45,8 @@ _BODIES: dict[str, dict[str, Any]] = {
     "EventType": {"spec": {"attributes": [{"name": n} for n in ("type", "source", "specversion", "id")]}},
     "ApiServerSource": {"spec": {"resources": [{"apiVersion": "v1", "kind": "ConfigMap"}], "sink": _SINK}},
     "KafkaChannel": {"spec": {"numPartitions": 1}},
+    "JobSink": {"spec": {"job": {"spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "main", "image": "./job"}]}}}}}},
     "Secret": {"stringData": {"token": "s3cr3t-value"}},
     "ConfigMap": {"data": {"greeting": "hello"}},
     "Namespace": {},

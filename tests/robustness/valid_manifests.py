@@ -271,6 +271,13 @@ _BASES: dict[str, Resource] = {
         "metadata": _meta("orders"),
         "spec": {"numPartitions": 3, "replicationFactor": 1, "retentionDuration": "PT24H", "delivery": _DELIVERY},
     },
+    "JobSink": {
+        "apiVersion": "sinks.knative.dev/v1alpha1",
+        "kind": "JobSink",
+        "metadata": _meta("logger"),
+        "spec": {"job": {"spec": {"backoffLimit": 2, "ttlSecondsAfterFinished": 60, "completions": 1,
+                                  "template": {"spec": {**_pod_spec(), "restartPolicy": "Never"}}}}},
+    },
     "Secret": {
         "apiVersion": "v1",
         "kind": "Secret",

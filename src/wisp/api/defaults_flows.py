@@ -219,6 +219,22 @@ def _api_server_source(res: Resource, namespace: str, config: ChannelDefaults) -
     _destination(spec.get("sink"), namespace)
 
 
+def _job_sink(res: Resource, namespace: str, config: ChannelDefaults) -> None:
+    """Knative marks each container of the job as run in batch mode."""
+    job = _mapping(_mapping(res, "spec") or {}, "job") or {}
+    pod = _mapping(_mapping(_mapping(job, "spec") or {}, "template") or {}, "spec") or {}
+    containers = pod.get("containers")
+    for container in containers if isinstance(containers, list) else []:
+        if not isinstance(container, dict):
+            continue
+        env = container.get("env")
+        if env is None:
+            env = container["env"] = []
+        if isinstance(env, list) and not any(isinstance(e, dict) and e.get("name") == "K_EXECUTION_MODE"
+                                             for e in env):
+            env.append({"name": "K_EXECUTION_MODE", "value": "batch"})
+
+
 FLOW_DEFAULTERS: dict[tuple[str, str], Callable[[Resource, str, ChannelDefaults], None]] = {
     ("messaging.knative.dev", "InMemoryChannel"): _in_memory_channel,
     ("messaging.knative.dev", "Channel"): _channel,
@@ -229,4 +245,5 @@ FLOW_DEFAULTERS: dict[tuple[str, str], Callable[[Resource, str, ChannelDefaults]
     ("sources.knative.dev", "ContainerSource"): _container_source,
     ("eventing.knative.dev", "EventType"): _event_type,
     ("sources.knative.dev", "ApiServerSource"): _api_server_source,
+    ("sinks.knative.dev", "JobSink"): _job_sink,
 }

@@ -61,6 +61,7 @@ BROKER = Kind("Broker", EVENTING, ("v1",), "brokers", ("brk",))
 TRIGGER = Kind("Trigger", EVENTING, ("v1",), "triggers", ("trig", "tr"))
 IN_MEMORY_CHANNEL = Kind("InMemoryChannel", MESSAGING, ("v1",), "inmemorychannels", ("imc",))
 KAFKA_CHANNEL = Kind("KafkaChannel", MESSAGING, ("v1beta1", "v1"), "kafkachannels", ("kc",))
+JOB_SINK = Kind("JobSink", "sinks.knative.dev", ("v1alpha1",), "jobsinks")
 CHANNEL = Kind("Channel", MESSAGING, ("v1",), "channels", ("ch",))
 SUBSCRIPTION = Kind("Subscription", MESSAGING, ("v1",), "subscriptions", ("sub",))
 SEQUENCE = Kind("Sequence", FLOWS, ("v1",), "sequences")
@@ -83,7 +84,7 @@ ALL_KINDS: tuple[Kind, ...] = (
     SERVICE, CONFIGURATION, REVISION, ROUTE, DOMAIN_MAPPING,
     KAFKA_SOURCE, PING_SOURCE, SINK_BINDING, BROKER, TRIGGER,
     IN_MEMORY_CHANNEL, CHANNEL, SUBSCRIPTION, SEQUENCE, PARALLEL, CONTAINER_SOURCE, EVENT_TYPE,
-    API_SERVER_SOURCE, KAFKA_CHANNEL,
+    API_SERVER_SOURCE, KAFKA_CHANNEL, JOB_SINK,
     SECRET, CONFIG_MAP, NAMESPACE, POD, POD_AUTOSCALER, EVENT,
 )
 

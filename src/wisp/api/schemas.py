@@ -42,6 +42,7 @@ _CRD_FILES = {
     kinds.EVENT_TYPE: "eventing/eventtype.yaml",
     kinds.API_SERVER_SOURCE: "eventing/apiserversource.yaml",
     kinds.KAFKA_CHANNEL: "eventing-kafka/kafkachannel.yaml",
+    kinds.JOB_SINK: "eventing/jobsink.yaml",
 }
 
 # -- Kubernetes types --------------------------------------------------------------------------------------
@@ -158,9 +159,8 @@ def _complete(kind: Kind, schema: Schema) -> Schema:
     elif kind is kinds.PARALLEL:
         _add(out, ("spec", "branches", "[]", "delivery"), **delivery)
     elif kind is kinds.CONTAINER_SOURCE:
-        # The CRD leaves the pod template open; it is the pod spec a Revision has.
-        pod_spec: Schema = copy.deepcopy(_crd_schemas(kinds.REVISION)[kinds.REVISION.version]["properties"]["spec"])
-        _at(out, "spec")["properties"]["template"] = obj(metadata=OBJECT_META, spec=pod_spec)
+        # The CRD leaves the pod template open: typed as a Revision's pod spec, which a Deployment's extends.
+        _at(out, "spec")["properties"]["template"] = obj(metadata=OBJECT_META, spec=_pod_spec())
         _at(out, "spec", "ceOverrides")["properties"]["extensions"] = string_map()
     elif kind is kinds.API_SERVER_SOURCE:
         # Open in the CRD; Kubernetes' LabelSelector and Knative's filters, as wisp reads them.
@@ -170,10 +170,24 @@ def _complete(kind: Kind, schema: Schema) -> Schema:
             filters=array_of(_subscriptions_api_filter()), namespaceSelector=selector)
         _at(out, "spec", "resources", "[]")["properties"]["selector"] = selector
         _at(out, "spec", "ceOverrides")["properties"]["extensions"] = string_map()
+    elif kind is kinds.JOB_SINK:
+        # A batch/v1 Job, open in the CRD; its pod template typed as for ContainerSource.
+        job_spec = obj(template=obj(metadata=OBJECT_META, spec=_pod_spec()), parallelism=INT32, completions=INT32,
+                       backoffLimit=INT32, activeDeadlineSeconds=INT64, ttlSecondsAfterFinished=INT32)
+        job_spec["x-kubernetes-preserve-unknown-fields"] = True
+        _at(out, "spec")["properties"]["job"] = obj(apiVersion=STRING, kind=STRING, metadata=OBJECT_META, spec=job_spec)
     elif kind is kinds.KAFKA_SOURCE:
         # Fields of older KafkaSource versions (and the seed's) that wisp accepts and ignores.
         _add(out, ("spec",), selector=ANY_OBJECT, resources=ANY_OBJECT, placements=ANY_OBJECT, reply=ANY_OBJECT)
     return out
+
+
+def _pod_spec() -> Schema:
+    """A pod spec: the fields a Revision's has, typed; the other PodSpec fields (restartPolicy, nodeSelector,
+    ...) a Deployment or Job may set, kept open."""
+    pod: Schema = copy.deepcopy(_crd_schemas(kinds.REVISION)[kinds.REVISION.version]["properties"]["spec"])
+    pod["x-kubernetes-preserve-unknown-fields"] = True
+    return pod
 
 
 @functools.cache

@@ -136,3 +136,35 @@ def validate_api_server_source(res: Resource) -> Errors:
         # Knative takes them only with its new-apiserversource-filters feature, which wisp does not run.
         errs.append(FieldError("spec.filters", "not supported: Knative's new-apiserversource-filters feature is off"))
     return errs
+
+
+def validate_job_sink(res: Resource) -> Errors:
+    """Knative's JobSink webhook (a job is required; the rest as Kubernetes validates a Job's pod template)."""
+    errs = validate_metadata(res)
+    spec = as_mapping(res.get("spec"), "spec", errs) or {}
+    errs.extend(unknown_fields(spec, ("job",), "spec"))
+    job = as_mapping(spec.get("job"), "spec.job", errs)
+    if job is None:
+        return [*errs, FieldError("spec.job", "expected exactly one, got neither: job")]
+    job_spec = as_mapping(job.get("spec"), "spec.job.spec", errs) or {}
+    template = as_mapping(job_spec.get("template"), "spec.job.spec.template", errs) or {}
+    pod = as_mapping(template.get("spec"), "spec.job.spec.template.spec", errs) or {}
+    policy = pod.get("restartPolicy")
+    if policy not in ("Never", "OnFailure"):
+        errs.append(FieldError("spec.job.spec.template.spec.restartPolicy",
+                               f"invalid value: {policy}: a Job's pods restart Never or OnFailure"))
+    containers = as_list(pod.get("containers"), "spec.job.spec.template.spec.containers", errs)
+    if not containers:
+        errs.append(missing("spec.job.spec.template.spec.containers"))
+        return errs
+    for i, item in enumerate(containers[:MAX_CONTAINERS]):
+        path = f"spec.job.spec.template.spec.containers[{i}]"
+        container = as_mapping(item, path, errs)
+        if container is not None:
+            string_in(container.get("name"), f"{path}.name", errs, required=True)
+            string_in(container.get("image"), f"{path}.image", errs, required=True)
+    for field in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "completions", "parallelism"):
+        value = job_spec.get(field)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            errs.append(FieldError(f"spec.job.spec.{field}", f"invalid value: {value}: must be >= 0"))
+    return errs

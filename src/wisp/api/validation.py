@@ -35,7 +35,12 @@ from wisp.api.validate_serving import (
     validate_route,
     validate_service,
 )
-from wisp.api.validate_sources import validate_api_server_source, validate_container_source, validate_event_type
+from wisp.api.validate_sources import (
+    validate_api_server_source,
+    validate_container_source,
+    validate_event_type,
+    validate_job_sink,
+)
 from wisp.types import Resource
 
 Validator = Callable[[Resource], list[FieldError]]
@@ -63,6 +68,7 @@ _VALIDATORS: dict[kinds.Kind, Validator] = {
     kinds.CONTAINER_SOURCE: validate_container_source,
     kinds.EVENT_TYPE: validate_event_type,
     kinds.API_SERVER_SOURCE: validate_api_server_source,
+    kinds.JOB_SINK: validate_job_sink,
     kinds.SECRET: validate_secret,
     kinds.CONFIG_MAP: validate_config_map,
     kinds.NAMESPACE: validate_namespace,

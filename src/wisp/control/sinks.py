@@ -20,7 +20,7 @@ from wisp.store import Store
 
 BROKER_INGRESS_HOST = "broker-ingress.knative-eventing.localhost"
 # Addressables resolved as Knative resolves any: by the `status.address.url` their reconciler wrote.
-ADDRESSABLE_KINDS = (k.IN_MEMORY_CHANNEL, k.KAFKA_CHANNEL, k.CHANNEL, k.SEQUENCE, k.PARALLEL)
+ADDRESSABLE_KINDS = (k.IN_MEMORY_CHANNEL, k.KAFKA_CHANNEL, k.CHANNEL, k.SEQUENCE, k.PARALLEL, k.JOB_SINK)
 _LOCAL_SUFFIXES = (".localhost", ".svc.cluster.local", ".svc")
 
 

@@ -17,6 +17,7 @@ from wisp.control.eventing.channel import ChannelReconciler
 from wisp.control.eventing.container_source import ContainerSourceReconciler
 from wisp.control.eventing.event_type import AutoEventTypes, EventTypeReconciler
 from wisp.control.eventing.in_memory_channel import InMemoryChannelReconciler
+from wisp.control.eventing.job_sink import JobSinkReconciler
 from wisp.control.eventing.kafka_channel import KafkaChannelReconciler
 from wisp.control.eventing.kafka_source import KafkaSourceReconciler
 from wisp.control.eventing.parallel import ParallelReconciler
@@ -32,6 +33,7 @@ from wisp.eventing.broker import Brokers
 from wisp.eventing.broker_log import BrokerLog
 from wisp.eventing.channel import DEFAULT_MAX_BODY_BYTES, Channels
 from wisp.eventing.delivery import Deliverer
+from wisp.eventing.job_sink import JobSinks
 from wisp.eventing.kafka_channel import KafkaChannels
 from wisp.observability.metrics import SourceState
 from wisp.observability.recorder import SpanRecorder
@@ -43,11 +45,13 @@ class Eventing:
     def __init__(self, store: Store, sinks: SinkResolver, kafka: KafkaCluster, deliverer: Deliverer,
                  brokers: Brokers, broker_log: BrokerLog, enqueue: Enqueue, clock: Clock,
                  tracer: SpanRecorder | None = None, hosts: MutableMapping[str, Any] | None = None,
-                 max_body_bytes: int | None = None, logs_dir: Path = Path("logs")) -> None:
+                 max_body_bytes: int | None = None, logs_dir: Path = Path("logs"),
+                 jobs_dir: Path | None = None) -> None:
         """`brokers` is the registry the broker ingress serves from; `enqueue` asks the controller for a
         reconcile (a KafkaSource's dispatcher reports readiness and progress through it); `hosts` is the
         ingress's virtual-host table, where each channel is served at its address; `logs_dir` holds the
-        output of the programs ContainerSources run."""
+        output of the programs ContainerSources and JobSinks run; `jobs_dir` the events of running jobs (default:
+        beside `logs_dir`)."""
         ctx = EventingContext(store, sinks, clock)
         self._deliverer = deliverer
         self._broker_log = broker_log
@@ -70,18 +74,20 @@ class Eventing:
         self.container_source = ContainerSourceReconciler(ctx, enqueue, logs_dir)
         self.event_type = EventTypeReconciler(ctx)
         self.api_server_source = ApiServerSourceReconciler(ctx, deliverer)
+        self.job_sink = JobSinkReconciler(ctx, JobSinks(self.channels.hosts, max_body_bytes or DEFAULT_MAX_BODY_BYTES),
+                                          logs_dir, jobs_dir or logs_dir.parent / "jobsink")
 
     @property
     def reconcilers(self) -> list[Reconciler]:
         return [self.kafka_source, self.broker, self.trigger, self.ping_source, self.sink_binding,
                 self.in_memory_channel, self.channel, self.kafka_channel, self.subscription, self.sequence,
                 self.parallel,
-                self.container_source, self.event_type, self.api_server_source]
+                self.container_source, self.event_type, self.api_server_source, self.job_sink]
 
     @property
     def _running(self) -> list[PieceReconciler[Any]]:
         return [self.kafka_source, self.trigger, self.ping_source, self.in_memory_channel, self.container_source,
-                self.api_server_source, self.subscription]
+                self.api_server_source, self.subscription, self.job_sink]
 
     async def start(self) -> None:
         await self._deliverer.start()

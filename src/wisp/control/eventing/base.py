@@ -23,7 +23,7 @@ from wisp.types import Clock, Resource
 # What a destination can name (a Route changes where a Service's URL leads; channels and flows are
 # addressable once their status has an address).
 SINK_TARGETS = (k.SERVICE, k.BROKER, k.ROUTE, k.IN_MEMORY_CHANNEL, k.KAFKA_CHANNEL, k.CHANNEL, k.SEQUENCE,
-                k.PARALLEL)
+                k.PARALLEL, k.JOB_SINK)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Knative runs it as a Deployment bound by a SinkBinding; on one machine it is a s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from wisp.control.eventing.container_runner import ContainerRunner, Program
 from wisp.control.workload_builder import SpecError, instance_env
 from wisp.eventing.delivery import DeliveryCounters
 from wisp.observability.metrics import SourceState
-from wisp.store import StoreEvent
+from wisp.store import Store, StoreEvent
 from wisp.types import Resource
 
 _NOT_A_SERVICE = ("K_SERVICE", "K_CONFIGURATION", "K_REVISION")
@@ -28,6 +28,36 @@ _DEFAULT_GRACE = 30.0
 
 def _failed(source: Resource, type_: str, reason: str, message: str, **fields: Any) -> Status:
     return {**observed(source), **fields}, [Condition.false(type_, reason, message)]
+
+
+def local_program(store: Store, owner: Resource, pod: Mapping[str, Any], path: str, extra: dict[str, str],
+                  log_path: Path) -> Program:
+    """A pod template's one container as a local program (its image a directory, its command run there), with
+    its env/envFrom resolved and `extra` added; SpecError naming the field when wisp cannot run it."""
+    namespace, name = name_of(owner)
+    containers = pod.get("containers") or []
+    if len(containers) > 1:
+        raise SpecError(f"{path}.containers: wisp runs one container per pod template; sidecars "
+                        f"({', '.join(str(c.get('name')) for c in containers[1:])}) are not supported")
+    container = containers[0]
+    image = str(container.get("image", ""))
+    if not image.startswith(("./", "../", "/")) and image not in (".", ".."):
+        raise SpecError(f"{path}.containers[0].image: {image!r} is an OCI image; wisp runs a {owner['kind']}'s "
+                        "container from a local directory (./dir) with its command")
+    base = Path((owner["metadata"].get("annotations") or {}).get(MANIFEST_DIR_ANNOTATION, "."))
+    directory = (base / image).resolve()
+    if not directory.is_dir():
+        raise SpecError(f"{path}.containers[0].image: {image} is not a directory (looked in {directory})")
+    argv = [*map(str, container.get("command") or []), *map(str, container.get("args") or [])]
+    if not argv:
+        raise SpecError(f"{path}.containers[0].command: required when the image is a local directory")
+    pseudo = {"metadata": {"name": name, "namespace": namespace}, "spec": {"containers": [container]}}
+    env = instance_env(pseudo, lambda ns, n: store.get(k.SECRET, ns, n),
+                       lambda ns, n: store.get(k.CONFIG_MAP, ns, n), extra)
+    env = {key: value for key, value in env.items() if key not in _NOT_A_SERVICE}
+    grace = pod.get("terminationGracePeriodSeconds")
+    return Program(tuple(argv), directory, tuple(sorted(env.items())), log_path,
+                   float(grace) if isinstance(grace, int) and grace >= 0 else _DEFAULT_GRACE)
 
 
 class ContainerSourceReconciler(PieceReconciler[ContainerRunner]):
@@ -42,37 +72,12 @@ class ContainerSourceReconciler(PieceReconciler[ContainerRunner]):
         """What to run; SpecError when wisp cannot run this template."""
         namespace, name = name_of(source)
         spec = source["spec"]
-        pod = spec["template"].get("spec") or {}
-        containers = pod.get("containers") or []
-        if len(containers) > 1:
-            raise SpecError("spec.template.spec.containers: wisp runs one container per ContainerSource; sidecars "
-                            f"({', '.join(str(c.get('name')) for c in containers[1:])}) are not supported")
-        container = containers[0]
-        image = str(container.get("image", ""))
-        if not image.startswith(("./", "../", "/")) and image not in (".", ".."):
-            raise SpecError(f"spec.template.spec.containers[0].image: {image!r} is an OCI image; a ContainerSource "
-                            "on wisp runs a local directory (./dir) with its command")
-        base = Path((source["metadata"].get("annotations") or {}).get(MANIFEST_DIR_ANNOTATION, "."))
-        directory = (base / image).resolve()
-        if not directory.is_dir():
-            raise SpecError(f"spec.template.spec.containers[0].image: {image} is not a directory "
-                            f"(looked in {directory})")
-        argv = [*map(str, container.get("command") or []), *map(str, container.get("args") or [])]
-        if not argv:
-            raise SpecError("spec.template.spec.containers[0].command: required when the image is a local directory")
         extra = {"K_SINK": k_sink}
         overrides = spec.get("ceOverrides")
         if overrides:
             extra["K_CE_OVERRIDES"] = json.dumps(overrides, separators=(",", ":"), sort_keys=True)
-        pseudo = {"metadata": {"name": name, "namespace": namespace}, "spec": {"containers": [container]}}
-        store = self.ctx.store
-        env = instance_env(pseudo, lambda ns, n: store.get(k.SECRET, ns, n),
-                           lambda ns, n: store.get(k.CONFIG_MAP, ns, n), extra)
-        env = {key: value for key, value in env.items() if key not in _NOT_A_SERVICE}
-        grace = pod.get("terminationGracePeriodSeconds")
-        return Program(tuple(argv), directory, tuple(sorted(env.items())),
-                       self._logs_dir / namespace / f"containersource-{name}.log",
-                       float(grace) if isinstance(grace, int) and grace >= 0 else _DEFAULT_GRACE)
+        return local_program(self.ctx.store, source, spec["template"].get("spec") or {}, "spec.template.spec",
+                             extra, self._logs_dir / namespace / f"containersource-{name}.log")
 
     async def apply(self, source: Resource) -> None:
         key = name_of(source)
