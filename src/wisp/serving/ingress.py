@@ -171,7 +171,8 @@ def _parse_head(scope: Scope) -> _Head:
     client = scope.get("client")
     client_ip = (client[0] if client else "unknown").encode()
     proto = scope.get("scheme", "http").encode()
-    forwarded = b"for=%s;host=%s;proto=%s" % (_node(client_ip), bare.encode("latin-1"), proto)
+    node = client_ip if b":" not in client_ip else _node(client_ip)  # inline: this runs for every request
+    forwarded = b"for=%s;host=%s;proto=%s" % (node, bare.encode("latin-1"), proto)
     parts += (
         b"x-forwarded-for: ", prior_xff + b", " + client_ip if prior_xff else client_ip,
         b"\r\nx-forwarded-proto: ", proto,
