@@ -147,3 +147,31 @@ async def test_channel_creates_its_backing_channel(tmp_path: Path) -> None:
             assert gone.status_code == 404
     finally:
         await receiver.stop()
+
+
+async def test_a_restarted_daemon_rebuilds_channels_and_flows(tmp_path: Path) -> None:
+    receiver = EventReceiver()
+    await receiver.start()
+    try:
+        async with running_daemon(tmp_path / "state") as h:
+            h.apply(imc("kept"), subscription("s", "kept", {"uri": receiver.url}),
+                    {"apiVersion": "flows.knative.dev/v1", "kind": "Sequence",
+                     "metadata": {"name": "seq", "namespace": "default"},
+                     "spec": {"steps": [{"uri": receiver.url}]}})
+            await h.ready("s", kind=k.SUBSCRIPTION)
+            await h.ready("seq", kind=k.SEQUENCE)
+        async with running_daemon(tmp_path / "state") as h:
+            # The stored statuses say Ready from before the restart, and a reconcile that finds the same state
+            # writes nothing: the new daemon's own dispatchers are what to wait for (no store event marks them).
+            assert h.daemon.eventing is not None
+            channels = h.daemon.eventing.channels
+            async with asyncio.timeout(10):
+                while not all((c := channels.get("default", name)) is not None and c.subscribers()
+                              for name in ("kept", "seq-kn-sequence-0")):
+                    await asyncio.sleep(0.01)
+            for host, event_id in ((host_of("kept"), "r1"), (host_of("seq-kn-sequence-0"), "r2")):
+                reply = await h.request(host, "/", "POST", headers=ce_headers(event_id), content=b"{}")
+                assert reply.status_code == 202, reply.text
+            assert sorted(e["id"] for e in receiver.events) == ["r1", "r2"]
+    finally:
+        await receiver.stop()
