@@ -70,6 +70,7 @@ async def test_core_v1_lists_pods_with_their_log_subresource_and_events(client: 
     assert resources["pods/log"] == {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
                                      "verbs": ["get"]}
     assert resources["events"]["kind"] == "Event" and resources["events"]["shortNames"] == ["ev"]
+    assert resources["events"]["verbs"] == ["get", "list", "watch"]
     assert resources["namespaces"]["namespaced"] is False
     assert {"configmaps", "secrets"} <= set(resources)
 

@@ -4,6 +4,7 @@ changes and the autoscaler's decisions, and served read-only with field selector
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -196,4 +197,85 @@ async def test_a_failed_reconcile_is_a_warning_on_the_object() -> None:
             "Warning", "InternalError", "RuntimeError: the route table is gone")
         stored = store.get(k.SERVICE, "default", "hello")
         assert stored is not None and event["involvedObject"]["uid"] == stored["metadata"]["uid"]
+    store.close()
+
+
+async def _watch_events(surface: Any, query: bytes, on_first_chunk: Any) -> list[dict[str, Any]]:
+    """A watch through the events route, in process; `on_first_chunk` runs once the first lines are out (the
+    watcher is registered by then)."""
+    [route] = [r for r in surface.routes() if getattr(r, "path", "") == "/api/v1/namespaces/{namespace}/events"
+               and "GET" in (r.methods or ())]
+    body: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            body.append(message["body"])
+            if len(body) == 1:
+                on_first_chunk()
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    path = "/api/v1/namespaces/default/events"
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "root_path": "",
+             "query_string": query, "headers": [], "scheme": "http", "http_version": "1.1",
+             "server": ("wisp", 80), "client": ("127.0.0.1", 1), "app": None}
+    _, matched = route.matches(scope)
+    await asyncio.wait_for(route.handle({**scope, **matched}, receive, send), 10)
+    return [json.loads(line) for line in b"".join(body).splitlines()]
+
+
+async def test_a_watch_sends_what_is_there_then_what_comes() -> None:
+    store = Store(None, Clock())
+    store.open()
+    async with read_api(store) as (_, surface):
+        recorder = surface.recorder
+        recorder.record(obj("a"), "Normal", "Ready", "ok", "c")
+        recorder.record(obj("b", namespace="other"), "Normal", "Ready", "ok", "c")
+
+        def more() -> None:
+            recorder.record(obj("a"), "Normal", "Ready", "ok", "c")  # a repeat: MODIFIED, count 2
+            recorder.record(obj("c"), "Warning", "Failed", "no", "c")
+            recorder.record(obj("d", namespace="other"), "Normal", "Ready", "ok", "c")  # another namespace
+
+        seen = await _watch_events(surface, b"watch=1&timeoutSeconds=0.5", more)
+        assert [(e["type"], e["object"]["involvedObject"]["name"], e["object"]["count"]) for e in seen] == [
+            ("ADDED", "a", 1), ("MODIFIED", "a", 2), ("ADDED", "c", 1)]
+        since = recorder.version
+        recorder.record(obj("e"), "Normal", "Ready", "ok", "c")
+        resumed = await _watch_events(surface, f"watch=1&timeoutSeconds=0.1&resourceVersion={since}".encode(),
+                                      lambda: None)
+        assert [e["object"]["involvedObject"]["name"] for e in resumed] == ["e"]
+    store.close()
+
+
+async def test_a_watcher_that_falls_behind_is_ended_as_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wisp.control import k8s_events
+
+    monkeypatch.setattr(k8s_events, "WATCH_BUFFER", 3)
+    store = Store(None, Clock())
+    store.open()
+    async with read_api(store) as (_, surface):
+        recorder = surface.recorder
+        recorder.record(obj("first"), "Normal", "Ready", "ok", "c")
+
+        def flood() -> None:  # all at once: the stream cannot take any before the buffer is full
+            for i in range(10):
+                recorder.record(obj(f"o{i}"), "Normal", "Ready", "ok", "c")
+
+        seen = await _watch_events(surface, b"watch=1&timeoutSeconds=5", flood)
+        assert seen[-1]["type"] == "ERROR" and seen[-1]["object"]["code"] == 410
+        assert len(seen) < 12
+    store.close()
+
+
+@pytest.mark.parametrize("query", ["watch=1&resourceVersion=abc", "watch=1&timeoutSeconds=soon",
+                                   "watch=1&resourceVersion=999999"])
+async def test_bad_watch_parameters_are_refused(query: str) -> None:
+    store = Store(None, Clock())
+    store.open()
+    async with read_api(store) as (http, _):
+        response = await http.get(f"/api/v1/namespaces/default/events?{query}")
+        assert response.status_code == 400 and response.json()["reason"] == "BadRequest"
     store.close()

@@ -173,6 +173,47 @@ spec:
     assert "second" in daemon.kubectl("get", "ksvc", "second", "-o", "name").stdout
 
 
+def test_get_events_watch_sees_what_happens_next(daemon: Daemon, tmp_path: Path) -> None:
+    watcher = subprocess.Popen([kubectl_path(), "get", "events", "-w", "--field-selector",
+                                "involvedObject.name=watched"], env=daemon.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        # Whenever the apply lands, before kubectl's list or after it, the events show: the list has them, or the
+        # watch goes on from the list's resourceVersion.
+        manifest = tmp_path / "watched.yaml"
+        manifest.write_text(f"""apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: watched
+spec:
+  template:
+    metadata:
+      annotations:
+        wisp.dev/workload-class: function
+    spec:
+      containers:
+        - image: {APPS / "echo"}
+""")
+        daemon.kubectl("apply", "-f", str(manifest))
+        seen: list[str] = []
+        arrived = threading.Event()
+
+        def read() -> None:
+            assert watcher.stdout is not None
+            for line in watcher.stdout:
+                seen.append(line)
+                if 'Created Configuration "watched"' in line:
+                    arrived.set()
+                    return
+
+        threading.Thread(target=read, daemon=True).start()
+        assert arrived.wait(30), seen
+        assert all("watched" in line for line in seen if line.strip() and "LAST SEEN" not in line)
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
+
+
 def test_the_python_client_reads_discovery_and_objects(daemon: Daemon) -> None:
     config = kube.Configuration()
     config.host = daemon.api

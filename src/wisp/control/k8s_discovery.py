@@ -25,11 +25,14 @@ KUBERNETES_MINOR = 32  # the API server release whose behaviour wisp's subset fo
 
 STORED_VERBS = ("delete", "deletecollection", "get", "list", "patch", "create", "update", "watch")
 NAMESPACE_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
-COMPUTED_VERBS = ("get", "list")  # pods, events, podautoscalers: computed from running state
+COMPUTED_VERBS = ("get", "list")  # pods and podautoscalers: computed from running state
+EVENT_VERBS = ("get", "list", "watch")  # recorded by wisp, read-only
 STATUS_VERBS = ("get", "patch", "update")
 
 
 def verbs_for(kind: Kind) -> tuple[str, ...]:
+    if kind is k.EVENT:
+        return EVENT_VERBS
     if kind.virtual:
         return COMPUTED_VERBS
     return NAMESPACE_VERBS if kind is k.NAMESPACE else STORED_VERBS

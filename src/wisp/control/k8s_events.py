@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
+import json
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from wisp.api import kinds as k
@@ -37,6 +39,8 @@ log = logging.getLogger("wisp.events")
 DEFAULT_MAX_EVENTS = 1000
 DEFAULT_TTL = 3600.0
 MAX_MESSAGE = 1024  # Kubernetes truncates event messages at 1 KiB
+WATCH_BUFFER = 1000
+DEFAULT_WATCH_SECONDS = 1800.0
 
 
 class EventRecorder:
@@ -47,6 +51,8 @@ class EventRecorder:
         self._events: OrderedDict[tuple[str, ...], Resource] = OrderedDict()  # least recently seen first
         self._seen: dict[tuple[str, ...], float] = {}
         self._versions = itertools.count(1)
+        self.version = 0  # the last resourceVersion given; a watch from it sees only what comes after
+        self._watchers: set[EventWatcher] = set()
 
     def record(self, involved: Resource, type_: str, reason: str, message: str, component: str) -> None:
         """An event about `involved` (a Kubernetes-shaped object: apiVersion, kind, metadata)."""
@@ -61,14 +67,14 @@ class EventRecorder:
         if existing is not None:
             existing["count"] += 1
             existing["lastTimestamp"] = stamp
-            existing["metadata"]["resourceVersion"] = str(next(self._versions))
+            existing["metadata"]["resourceVersion"] = str(self._next_version())
             event = existing
         else:
             name = f"{meta.get('name', 'unknown')}.{int(now * 1e9):x}"
             event = {
                 "apiVersion": "v1", "kind": "Event",
                 "metadata": {"name": name, "namespace": namespace, "creationTimestamp": stamp,
-                             "resourceVersion": str(next(self._versions))},
+                             "resourceVersion": str(self._next_version())},
                 "involvedObject": {key_: value for key_, value in {
                     "apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
                     "name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
@@ -78,10 +84,24 @@ class EventRecorder:
                 "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1, "eventTime": None,
             }
         self._events[key] = event
+        for watcher in list(self._watchers):
+            watcher.offer("MODIFIED" if existing is not None else "ADDED", event)
         self._seen[key] = now
         while len(self._events) > self.max_events:
             oldest, _ = self._events.popitem(last=False)
             self._seen.pop(oldest, None)
+
+    def _next_version(self) -> int:
+        self.version = next(self._versions)
+        return self.version
+
+    def watch(self) -> EventWatcher:
+        watcher = EventWatcher(self)
+        self._watchers.add(watcher)
+        return watcher
+
+    def unwatch(self, watcher: EventWatcher) -> None:
+        self._watchers.discard(watcher)
 
     def _prune(self) -> None:
         horizon = self.clock() - self.ttl
@@ -96,6 +116,25 @@ class EventRecorder:
         """Live events, oldest first (by when last seen)."""
         self._prune()
         return [e for e in self._events.values() if namespace is None or e["metadata"]["namespace"] == namespace]
+
+
+class EventWatcher:
+    """One `?watch=1` on events: what is recorded from now on, up to WATCH_BUFFER behind; a watcher that falls
+    further behind is ended as expired (the client lists again), never allowed to grow without bound."""
+
+    def __init__(self, recorder: EventRecorder) -> None:
+        self.recorder = recorder
+        self.queue: asyncio.Queue[tuple[str, Resource]] = asyncio.Queue(WATCH_BUFFER)
+        self.expired = False
+
+    def offer(self, type_: str, event: Resource) -> None:
+        try:
+            self.queue.put_nowait((type_, copy.deepcopy(event)))  # a later repeat must not change what was sent
+        except asyncio.QueueFull:
+            self.expired = True
+            self.recorder.unwatch(self)
+            self.queue.get_nowait()
+            self.queue.put_nowait(("ERROR", {}))  # wakes the stream, which ends it
 
 
 def _ready(resource: Resource) -> tuple[str, str, str] | None:
@@ -260,19 +299,71 @@ def _status(code: int, reason: str, message: str) -> JSONResponse:
                          "reason": reason, "code": code}, status_code=code)
 
 
+def _line(type_: str, obj: Resource) -> bytes:
+    return json.dumps({"type": type_, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+
+def _watch(recorder: EventRecorder, request: Request, wanted: Callable[[Resource], bool]) -> Response:
+    """Newline-delimited WatchEvents. From resourceVersion "" or "0": every live event first (ADDED); from a
+    version: the live events changed after it, then what comes. Ends after `timeoutSeconds`."""
+    raw_since = request.query_params.get("resourceVersion", "")
+    raw_timeout = request.query_params.get("timeoutSeconds", "")
+    try:
+        since = int(raw_since) if raw_since not in ("", "0") else 0
+        timeout = float(raw_timeout) if raw_timeout else DEFAULT_WATCH_SECONDS
+    except ValueError:
+        return _status(400, "BadRequest", f"resourceVersion and timeoutSeconds must be numbers, not "
+                                          f"{raw_since[:20]!r} and {raw_timeout[:20]!r}")
+    if since > recorder.version:
+        return _status(400, "BadRequest", f"resourceVersion {since} is newer than the events' {recorder.version}")
+
+    async def stream() -> AsyncIterator[bytes]:
+        watcher = recorder.watch()  # before the snapshot, on the same turn of the loop: nothing falls between
+        try:
+            current = [e for e in recorder.list() if wanted(e) and int(e["metadata"]["resourceVersion"]) > since]
+            if current:
+                yield b"".join(_line("ADDED" if e["count"] == 1 or not since else "MODIFIED", e) for e in current)
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    return
+                try:
+                    type_, event = await asyncio.wait_for(watcher.queue.get(), remaining)
+                except TimeoutError:
+                    return
+                if watcher.expired:
+                    yield _line("ERROR", {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 410,
+                                          "reason": "Expired", "message": "the watch fell too far behind; list "
+                                                                         "the events again and watch from there"})
+                    return
+                if wanted(event):
+                    yield _line(type_, event)
+        finally:
+            recorder.unwatch(watcher)
+
+    return StreamingResponse(stream(), media_type="application/json")
+
+
 def event_routes(recorder: EventRecorder) -> list[Route]:
     async def collection(request: Request) -> Response:
-        if request.query_params.get("watch", "").lower() in ("1", "true"):
-            return _status(405, "MethodNotAllowed", "watching events is not supported by wisp; list them instead")
         try:
             by_field = field_filter(request.query_params.get("fieldSelector", ""))
         except SelectorError as exc:
             return _status(400, "BadRequest", str(exc))
         by_label = label_filter(request.query_params.get("labelSelector", ""))
-        items = [e for e in recorder.list(request.path_params.get("namespace")) if by_field(e) and by_label(e)]
+        namespace = request.path_params.get("namespace")
+
+        def wanted(event: Resource) -> bool:
+            return (namespace is None or event["metadata"]["namespace"] == namespace) and by_field(event) \
+                and by_label(event)
+
+        if request.query_params.get("watch", "").lower() in ("1", "true"):
+            return _watch(recorder, request, wanted)
+        items = [e for e in recorder.list(namespace) if wanted(e)]
         # No `continue`: events are capped well below what one answer may hold, and a server may ignore `limit`.
         return JSONResponse({"apiVersion": "v1", "kind": "EventList", "items": items,
-                             "metadata": {"resourceVersion": ""}})
+                             "metadata": {"resourceVersion": str(recorder.version)}})
 
     async def item(request: Request) -> Response:
         namespace, name = request.path_params["namespace"], request.path_params["name"]
