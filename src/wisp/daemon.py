@@ -264,6 +264,7 @@ class Daemon:
             await self.eventing.stop()
         await self.console.stop()  # ends the pages' event streams, which would hold the API server's shutdown
         self.store.watchers.end_all()  # Kubernetes watches end cleanly instead of holding the shutdown
+        self.kube.end_streams()  # so do event watches and pod log follows
         for server in reversed(self._servers):  # ingress next: no new requests, in-flight ones finish
             await server.stop()
         self._servers.clear()

@@ -279,3 +279,13 @@ async def test_bad_watch_parameters_are_refused(query: str) -> None:
         response = await http.get(f"/api/v1/namespaces/default/events?{query}")
         assert response.status_code == 400 and response.json()["reason"] == "BadRequest"
     store.close()
+
+
+async def test_watches_end_when_the_daemon_stops() -> None:
+    store = Store(None, Clock())
+    store.open()
+    async with read_api(store) as (_, surface):
+        surface.recorder.record(obj("a"), "Normal", "Ready", "ok", "c")
+        seen = await _watch_events(surface, b"watch=1&timeoutSeconds=600", surface.end_streams)
+        assert [e["type"] for e in seen] == ["ADDED"]  # and it ended, long before its timeout
+    store.close()

@@ -106,6 +106,29 @@ async def test_follow_ends_when_the_instance_is_gone_with_its_last_lines(
     assert b"".join(body).decode() == "line 4\nafter 1\nafter 2\nno newline at the end\n"
 
 
+async def test_a_follow_ends_when_the_daemon_stops(
+        served: tuple[httpx.AsyncClient, KubernetesSurface, list[dict[str, Any]]], log_file: Path) -> None:
+    _, surface, _ = served
+    [route] = [r for r in surface.routes() if getattr(r, "path", "").endswith("/log")]
+    body: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            body.append(message["body"])
+            surface.end_streams()
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "GET", "path": PATH, "raw_path": PATH.encode(), "root_path": "",
+             "query_string": b"follow=true&tailLines=1", "headers": [], "scheme": "http", "http_version": "1.1",
+             "server": ("wisp", 80), "client": ("127.0.0.1", 1), "app": None}
+    _, matched = route.matches(scope)
+    await asyncio.wait_for(route.handle({**scope, **matched}, receive, send), 10)  # type: ignore[arg-type]
+    assert b"".join(body) == b"line 4\n"
+
+
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(st.sampled_from(["tailLines", "limitBytes", "container", "previous", "follow",
                                         "timestamps", "sinceSeconds"]),

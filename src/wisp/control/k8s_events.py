@@ -103,6 +103,11 @@ class EventRecorder:
     def unwatch(self, watcher: EventWatcher) -> None:
         self._watchers.discard(watcher)
 
+    def end_watches(self) -> None:
+        """At shutdown: every watch ends cleanly instead of holding the API server's drain."""
+        for watcher in list(self._watchers):
+            watcher.end()
+
     def _prune(self) -> None:
         horizon = self.clock() - self.ttl
         while self._events:
@@ -126,6 +131,12 @@ class EventWatcher:
         self.recorder = recorder
         self.queue: asyncio.Queue[tuple[str, Resource]] = asyncio.Queue(WATCH_BUFFER)
         self.expired = False
+
+    def end(self) -> None:
+        self.recorder.unwatch(self)
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(("END", {}))
 
     def offer(self, type_: str, event: Resource) -> None:
         try:
@@ -331,6 +342,8 @@ def _watch(recorder: EventRecorder, request: Request, wanted: Callable[[Resource
                 try:
                     type_, event = await asyncio.wait_for(watcher.queue.get(), remaining)
                 except TimeoutError:
+                    return
+                if type_ == "END":
                     return
                 if watcher.expired:
                     yield _line("ERROR", {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 410,

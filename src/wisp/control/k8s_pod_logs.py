@@ -77,7 +77,8 @@ def complete_pods(pods: list[Resource], store: Store) -> list[Resource]:
 
 
 def pod_log_routes(list_pods: Callable[[str | None], list[Resource]], log_root: Path,
-                   poll: float = POLL_SECONDS) -> list[Route]:
+                   poll: float = POLL_SECONDS, closing: Callable[[], bool] = lambda: False) -> list[Route]:
+    """`closing` true: the daemon is stopping, and follows end (after what their instance wrote last)."""
     def find(namespace: str, name: str) -> Resource | None:
         return next((p for p in list_pods(namespace) if p["metadata"]["name"] == name), None)
 
@@ -107,7 +108,8 @@ def pod_log_routes(list_pods: Callable[[str | None], list[Resource]], log_root: 
         async def body() -> AsyncIterator[bytes]:
             budget = MAX_TAIL_BYTES if limit is None else min(limit, MAX_TAIL_BYTES)
             sent = 0
-            async for line in _lines(path, lines, following, lambda: find(namespace, name) is not None, poll):
+            async for line in _lines(path, lines, following,
+                                     lambda: not closing() and find(namespace, name) is not None, poll):
                 data = (line + "\n").encode()
                 if limit is not None and sent + len(data) > budget:
                     yield data[: budget - sent]

@@ -37,6 +37,7 @@ class KubernetesSurface:
     status_events: StatusEvents = field(init=False)
     scale_events: ScaleEvents = field(init=False)
     _warming: asyncio.Task[None] | None = field(init=False, default=None)
+    _closing: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.recorder = EventRecorder(self.clock)
@@ -56,7 +57,7 @@ class KubernetesSurface:
 
     def routes(self) -> list[Route]:
         return [*discovery_routes(self.wisp_version), *openapi_routes(), *event_routes(self.recorder),
-                *pod_log_routes(self.pods, self.log_root)]
+                *pod_log_routes(self.pods, self.log_root, closing=lambda: self._closing)]
 
     def wrap(self, api: ASGIApp) -> ASGIApp:
         return TableNegotiation(api, self.clock)
@@ -66,6 +67,11 @@ class KubernetesSurface:
         # The OpenAPI documents (~1 MB from the CRD schemas) are built in a worker thread now rather than on
         # the event loop at kubectl's first apply or explain, where the ingress would wait for them.
         self._warming = asyncio.create_task(asyncio.to_thread(warm_openapi))
+
+    def end_streams(self) -> None:
+        """Event watches and log follows end now, so that they do not hold the API server's shutdown."""
+        self._closing = True
+        self.recorder.end_watches()
 
     async def stop(self) -> None:
         await self.status_events.stop()
