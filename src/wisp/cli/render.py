@@ -352,6 +352,24 @@ COLUMNS: dict[str, Columns] = {
         ("READY", _ready),
         ("REASON", _reason),
     ],
+    # Channels, flows, sinks and sources: the printer columns of Knative's CRDs.
+    **{kind: [*_NAME, ("URL", _field("status", "address", "url")), ("AGE", _age), ("READY", _ready),
+              ("REASON", _reason)]
+       for kind in ("InMemoryChannel", "Channel", "KafkaChannel", "Sequence", "Parallel", "JobSink")},
+    "Subscription": [*_NAME, ("AGE", _age), ("READY", _ready), ("REASON", _reason)],
+    **{kind: [*_NAME, ("SINK", _field("status", "sinkUri")), ("AGE", _age), ("READY", _ready),
+              ("REASON", _reason)]
+       for kind in ("ContainerSource", "ApiServerSource")},
+    "EventType": [
+        *_NAME,
+        ("TYPE", lambda o, _: _attribute(o, "type")),
+        ("SOURCE", lambda o, _: _attribute(o, "source")),
+        ("REFERENCE NAME", _field("spec", "reference", "name")),
+        ("REFERENCE KIND", _field("spec", "reference", "kind")),
+        ("DESCRIPTION", _field("spec", "description")),
+        ("READY", _ready),
+        ("REASON", _reason),
+    ],
     "Secret": [
         *_NAME,
         ("TYPE", lambda o, _: text(o.get("type")) or "Opaque"),
@@ -365,6 +383,14 @@ COLUMNS: dict[str, Columns] = {
         ("AGE", _age),
     ],
 }
+
+def _attribute(event_type: Resource, name: str) -> str:
+    """An EventType attribute's value (`spec.attributes[?(@.name==name)].value`)."""
+    for attribute in dig(event_type, "spec", "attributes") or []:
+        if isinstance(attribute, dict) and attribute.get("name") == name:
+            return text(attribute.get("value"))
+    return ""
+
 
 WIDE_COLUMNS: dict[str, Columns] = {
     "Service": [("TRAFFIC", lambda o, _: traffic_text(o))],
