@@ -216,7 +216,9 @@ class OciRuntime:
                   INSTANCE_LABEL: name, IMAGE_LABEL: spec.image}
         argv = run_argv(engine, image, spec, container, labels, env_file, list(by_name))
         try:
-            proc = await start_logged(argv, name, log_path, {**engine.environ, **by_name}, None)
+            # No parent-death signal: killing the client would not stop the container (conmon keeps it), and a
+            # daemon started again removes both; an exec less on every cold start.
+            proc = await start_logged(argv, name, log_path, {**engine.environ, **by_name}, None, orphan_guard=False)
         except WorkloadError:
             env_file.unlink(missing_ok=True)
             raise
