@@ -228,3 +228,16 @@ async def test_a_terminate_right_after_the_spawn_leaves_no_container(
         await asyncio.sleep(delay)
         await asyncio.wait_for(instance.terminate(grace=5), 30)
         assert instance.container not in await asyncio.to_thread(running, oci_env, engines.label), delay
+
+
+async def test_an_exec_probe_command_runs_in_the_container(
+        engines: ContainerEngines, instances: list[OciInstance], server_image: str, tmp_path: Path) -> None:
+    runtime = OciRuntime(oci_spec(server_image), engines)
+    await runtime.start()
+    instance = await spawn(runtime, instances, tmp_path)
+    await instance.wait_ready(30)
+    assert await instance.run_command(["test", "-f", "/app/serve.py"], 10) == 0  # the image's file system
+    assert await instance.run_command(["test", "-f", "/tmp/ready"], 10) == 1
+    await get(instance, "/make-ready")
+    assert await instance.run_command(["test", "-f", "/tmp/ready"], 10) == 0
+    assert await instance.run_command(["sleep", "30"], 1) == -9

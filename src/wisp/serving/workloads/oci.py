@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from wisp.serving.workloads.container import start_logged
@@ -161,6 +162,11 @@ class OciInstance:
 
     async def wait_ready(self, timeout: float) -> None:
         await wait_ready(f"instance {self.name}", self.port, self.spec.probe, self.exited, self.log_path, timeout)
+
+    async def run_command(self, command: Sequence[str], timeout: float) -> int:
+        """An exec probe's command, run in the container (`<engine> exec`); its exit status, -9 when it has not
+        finished within `timeout` seconds."""
+        return (await self._engine.call("exec", self.container, *command, timeout=timeout)).status
 
     async def terminate(self, grace: float) -> None:
         """SIGTERM to the container (the client proxies it: the app drains), a kill after `grace` seconds."""
