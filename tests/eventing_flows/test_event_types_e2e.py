@@ -14,6 +14,7 @@ from tests.serving.harness import running_daemon
 from wisp.api import kinds as k
 from wisp.cli.main import app
 from wisp.control.conditions import get_condition
+from wisp.control.sinks import BROKER_INGRESS_HOST
 
 from .helpers import ce_headers, host_of, imc
 
@@ -73,3 +74,22 @@ async def test_channels_auto_create_event_types_when_the_feature_is_on(tmp_path:
             assert et["metadata"]["name"].startswith("et-orders-")
             assert et["spec"]["reference"]["kind"] == "InMemoryChannel"
         await h.ready(created[0]["metadata"]["name"], kind=k.EVENT_TYPE)
+
+
+async def test_brokers_auto_create_event_types_when_the_feature_is_on(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "config-features", "namespace": "knative-eventing"},
+                 "data": {"eventtype-auto-create": "enabled"}},
+                {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+                 "metadata": {"name": "shop", "namespace": "default"}})
+        await h.ready("shop", kind=k.BROKER)
+        for event_id in ("1", "2"):
+            reply = await h.request(BROKER_INGRESS_HOST, "/default/shop", "POST",
+                                    headers=ce_headers(event_id, "shop.order"), content=b"{}")
+            assert reply.status_code == 202
+        [created] = h.daemon.store.list(k.EVENT_TYPE, "default")
+        assert created["metadata"]["name"].startswith("et-shop-")
+        assert created["spec"]["reference"] == {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+                                                "name": "shop", "namespace": "default"}
+        assert created["metadata"]["ownerReferences"][0]["kind"] == "Broker"

@@ -57,13 +57,14 @@ class Eventing:
         self._broker_log = broker_log
         self._producer = SharedProducer()
         self.kafka_source = KafkaSourceReconciler(ctx, kafka, deliverer, enqueue, tracer)
-        self.broker = BrokerReconciler(ctx, kafka, brokers, broker_log, self._producer)
+        event_types = AutoEventTypes(store)
+        self.broker = BrokerReconciler(ctx, kafka, brokers, broker_log, self._producer, event_types)
         self.trigger = TriggerReconciler(ctx, kafka, deliverer, brokers, broker_log)
         self.ping_source = PingSourceReconciler(ctx, deliverer)
         self.sink_binding = SinkBindingReconciler(ctx)
         self.channels = Channels(hosts if hosts is not None else {})
         self.in_memory_channel = InMemoryChannelReconciler(ctx, deliverer, self.channels, max_body_bytes,
-                                                           AutoEventTypes(store))
+                                                           event_types)
         self.channel = ChannelReconciler(ctx)
         self.kafka_channels = KafkaChannels(self.channels.hosts)
         self.kafka_channel = KafkaChannelReconciler(ctx, kafka, self._producer, self.kafka_channels,

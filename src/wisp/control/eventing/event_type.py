@@ -1,13 +1,13 @@
 """EventType (v1beta3): the registry of the events a namespace's brokers and channels carry. Each reports
 whether the resource its `spec.reference` names exists. With Knative's `eventtype-auto-create` feature on
-(`config-features` in knative-eventing), channels register each new (type, source) they carry as one."""
+(`config-features` in knative-eventing), brokers and channels register each new (type, source) they take."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from wisp.api import kinds as k
@@ -17,6 +17,7 @@ from wisp.control.conditions import Condition
 from wisp.control.controller import Key
 from wisp.control.eventing.base import KindReconciler, name_of
 from wisp.control.eventing.builders import observed
+from wisp.eventing.broker import Broker
 from wisp.eventing.cloudevents import CloudEvent
 from wisp.store import Store, StoreEvent
 from wisp.types import Resource
@@ -89,6 +90,31 @@ class AutoEventTypes:
                 self._store.apply([(k.EVENT_TYPE, wanted)])
 
         return observe
+
+
+class ObservedBroker:
+    """A Broker whose accepted events are also told to `observe` (EventType auto-creation)."""
+
+    def __init__(self, inner: Broker, observe: Callable[[CloudEvent], None]) -> None:
+        self._inner = inner
+        self._observe = observe
+
+    @property
+    def namespace(self) -> str:
+        return self._inner.namespace
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    async def publish(self, events: Sequence[CloudEvent]) -> None:
+        await self._inner.publish(events)
+        for event in events:
+            try:
+                self._observe(event)
+            except Exception:  # the registry is a side effect: the events are already stored
+                log.exception("broker %s/%s: recording the type of event %s failed", self.namespace, self.name,
+                              event.get("id"))
 
 
 class EventTypeReconciler(KindReconciler):
