@@ -27,6 +27,8 @@ $(VENV)/.test-installed: $(VENV)/.installed
 		(apt-get update -qq && apt-get install -y -qq podman runc mmdebstrap >/dev/null)
 	# tests/protocols use curl's HTTP/2 (nghttp2) for the Upgrade: h2c handshake.
 	command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl >/dev/null)
+	# JobSink runs mount each event at /etc/jobsink-event with Debian's bubblewrap (tests/eventing_flows).
+	command -v bwrap >/dev/null || (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null)
 	touch $@
 
 run: install
