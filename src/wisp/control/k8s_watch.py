@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
+import orjson
 from starlette.responses import StreamingResponse
 
 from wisp.api.kinds import Kind
@@ -72,8 +73,16 @@ class Encoder:
         return line
 
 
+def dumps(document: object) -> bytes:
+    """Compact JSON through orjson; the json module for what orjson refuses (an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(document)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(document, separators=(",", ":")).encode()
+
+
 def line_of(event_type: str, obj: Mapping[str, object]) -> bytes:
-    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+    return dumps({"type": event_type, "object": obj}) + b"\n"
 
 
 def accept_for(kind: Kind, namespace: str | None, selector: Selector) -> Callable[[StoreEvent], EventType | None]:
