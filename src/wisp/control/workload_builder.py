@@ -159,6 +159,39 @@ def oci_options(revision: Resource, container: Mapping[str, Any]) -> OciOptions:
     )
 
 
+def _action(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The probe's handler as Probe fields (validated at apply: exactly one handler)."""
+    if spec.get("httpGet") is not None:
+        http = spec["httpGet"]
+        headers = tuple((str(h.get("name", "")), str(h.get("value", ""))) for h in http.get("httpHeaders") or [])
+        return {"http_path": str(http.get("path") or "/"), "http_headers": headers}
+    if spec.get("exec") is not None:
+        return {"exec_command": tuple(str(c) for c in spec["exec"].get("command") or [])}
+    if spec.get("grpc") is not None:
+        return {"grpc_service": str(spec["grpc"].get("service") or "")}
+    return {}
+
+
+def _probe(spec: Mapping[str, Any]) -> Probe:
+    """A liveness or startup probe with Kubernetes' defaults: every 10 s, 1 s per attempt, 3 failures."""
+    return Probe(**_action(spec), period=float(spec.get("periodSeconds") or 10),
+                 timeout=float(spec.get("timeoutSeconds") or 1),
+                 failure_threshold=int(spec.get("failureThreshold") or 3),
+                 initial_delay=float(spec.get("initialDelaySeconds") or 0), declared=True)
+
+
+def readiness_probe(spec: Mapping[str, Any]) -> Probe:
+    """Readiness: Knative's aggressive 50 ms probing while an instance starts unless periodSeconds is set. A probe
+    other than the default TCP one (or with a period) is declared: it keeps being run once the instance is ready."""
+    action = _action(spec)
+    period = float(spec.get("periodSeconds") or 0)
+    if not action and not period:
+        return Probe()
+    return Probe(**action, period=period or Probe.period, timeout=float(spec.get("timeoutSeconds") or 1),
+                 failure_threshold=int(spec.get("failureThreshold") or 3),
+                 initial_delay=float(spec.get("initialDelaySeconds") or 0), declared=True)
+
+
 def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
     meta = revision["metadata"]
     annotations = meta.get("annotations", {})
@@ -186,16 +219,16 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
         raise SpecError("spec.containers[0].command: required when the image is a local directory "
                         "(there is no image entrypoint to run)")
     target = env.get("FUNCTION_TARGET") or annotations.get(FUNCTION_TARGET_ANNOTATION) or "main:handle"
-    probe_spec = container.get("readinessProbe", {}) or {}
-    http_get = probe_spec.get("httpGet")
-    probe = Probe(http_path=str(http_get.get("path", "/"))) if http_get else Probe()
+    probe = readiness_probe(container.get("readinessProbe") or {})
+    liveness, startup = (_probe(container[name]) if container.get(name) else None
+                         for name in ("livenessProbe", "startupProbe"))
     return WorkloadSpec(
         revision=meta["name"], namespace=meta.get("namespace", "default"),
         workload_class="function" if klass == "function" else "container",
         directory=directory, image=image,
         command=[expand(str(c), env) for c in container.get("command", [])],
         args=[expand(str(a), env) for a in container.get("args", [])],
-        env=env, function_target=target, probe=probe,
+        env=env, function_target=target, probe=probe, liveness=liveness, startup=startup,
         timeout_seconds=float(spec.get("timeoutSeconds", 300) or 300),
         oci=OciOptions() if directory is not None else oci_options(revision, container),
     )

@@ -9,7 +9,7 @@ import os
 import secrets
 import string
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from wisp.api.timestamps import rfc3339
@@ -21,6 +21,7 @@ from wisp.serving.routing import RevisionKey
 from wisp.serving.throttler import Slot, Throttler
 from wisp.serving.workloads.log_rotation import LogLimits, cap_while_running, rotate
 from wisp.serving.workloads.logs import tail_text
+from wisp.serving.workloads.probe import Failures, probe_until, watch
 from wisp.serving.workloads.types import Instance, Runtime, WorkloadError
 from wisp.types import Clock
 
@@ -31,6 +32,8 @@ _POD_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 READY_TIMEOUT = 60.0
 # Crash-loop backoff, as the kubelet does it: doubled per consecutive failure, capped.
 BACKOFF_START, BACKOFF_MAX = 0.2, 30.0
+# The grace a container stopped for a failed probe gets to exit on SIGTERM (the kubelet's default is 30 s).
+PROBE_KILL_GRACE = 30.0
 
 
 @dataclass(eq=False)
@@ -46,6 +49,7 @@ class Pod:
     phase: str = "Pending"  # Pending, Running, Terminating, Failed
     restarts: int = 0
     counted: bool = True  # holds one unit of the machine's InstanceBudget until it is forgotten
+    restart_reason: str | None = None  # set when a probe failed and the instance is being restarted in place
 
     @property
     def ready(self) -> bool:
@@ -287,17 +291,39 @@ class RevisionRunner:
         self._background(self._run_pod(pod, port))
 
     async def _run_pod(self, pod: Pod, port: int) -> None:
+        while await self._run_instance(pod, port):
+            # A failed startup or liveness probe: the kubelet restarts the container in place — same pod, its
+            # restart count one higher, after the crash-loop backoff — and so does wisp (on a new port).
+            if pod.instance is not None:
+                await asyncio.wait([pod.instance.exited])  # stopped by `_restart`, within its grace
+            pod.restarts += 1
+            pod.restart_reason = None
+            self.throttler.remove(pod.slot)
+            pod.slot.pool.close()
+            port = free_port()
+            pod.slot = Slot(pod.name, UpstreamPool("127.0.0.1", port), self.throttler.capacity)
+            pod.instance = None
+            pod.phase = "Pending"
+            self.on_change()
+            await asyncio.sleep(min(BACKOFF_MAX, BACKOFF_START * 2 ** (pod.restarts - 1)))
+
+    async def _run_instance(self, pod: Pod, port: int) -> bool:
+        """One instance of the pod, from spawn to exit; True when a probe asks for it to be restarted in place."""
         try:
             if self._failures:
                 await asyncio.sleep(min(BACKOFF_MAX, BACKOFF_START * 2 ** (self._failures - 1)))
             await self._ensure_runtime()
             if pod.phase != "Pending":  # terminated while waiting
-                return
+                return False
             pod.instance = await self.runtime.spawn(pod.name, port, pod.log_path)
             if pod.phase != "Pending":  # terminated while it was being spawned: nobody else will stop it
                 pod.instance.kill()
-                return
+                return False
             self.throttler.add(pod.slot)
+            startup = self.runtime.spec.startup
+            started = startup is None or await probe_until(port, startup, pod.instance, pod.instance.exited)
+            if startup is not None and not started and not pod.instance.exited.done() and pod.phase == "Pending":
+                return self._restart(pod, f"startup probe failed {startup.failure_threshold} times")
             await pod.instance.wait_ready(READY_TIMEOUT)
         except WorkloadError as exc:
             self._failures += 1
@@ -307,7 +333,7 @@ class RevisionRunner:
                 pod.instance.kill()
             self._forget(pod)
             if not was_pending:  # terminated while starting: not a failure of the revision
-                return
+                return False
             self._set_health(RevisionHealth(False, "ExitCode" if "exit" in str(exc) else "ProgressDeadlineExceeded",
                                             str(exc), failed=True))
             if self.ready_count == 0:
@@ -317,16 +343,23 @@ class RevisionRunner:
             else:
                 log.warning("instance %s failed to start: %s", pod.name, exc)
             self._wake.set()
-            return
+            return False
         if pod.phase != "Pending":  # terminated while starting
-            return
+            return False
         pod.phase = "Running"
         self._failures = 0
         self._hold()
         self.throttler.mark_ready(pod.slot)
         self._set_health(RevisionHealth(True, "", ""))
-        await cap_while_running(pod.log_path, self.log_limits, pod.instance.exited, self.clock)
+        watchers = self._watch_probes(pod, port)
+        try:
+            await cap_while_running(pod.log_path, self.log_limits, pod.instance.exited, self.clock)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
         status = pod.instance.exited.result()
+        if pod.phase == "Running" and pod.restart_reason is not None:
+            return True
         if pod.phase == "Running":  # died on its own
             pod.phase = "Failed"
             self._forget(pod)
@@ -338,6 +371,62 @@ class RevisionRunner:
                     False, "ExitCode", f"instance exited with status {status}\nlast log lines:\n{lines}", failed=True
                 ))
             self._wake.set()
+        return False
+
+    def _restart(self, pod: Pod, reason: str) -> bool:
+        """Stop the pod's instance for a restart in place (a probe failed); True, for `_run_instance` to return."""
+        pod.restart_reason = reason
+        pod.slot.ready = False  # no new request for it
+        log.warning("instance %s: %s; restarting it", pod.name, reason)
+        self._note_in_log(pod, f"{reason}; the container is restarted")
+        if pod.instance is not None:
+            self._background(pod.instance.terminate(min(self.drain_seconds, PROBE_KILL_GRACE)))
+        return True
+
+    def _watch_probes(self, pod: Pod, port: int) -> list[asyncio.Task[None]]:
+        """Liveness (restart after failureThreshold failures in a row) and a declared readiness probe (out of
+        the throttler's rotation after failureThreshold failures, back at the next success) for the instance's
+        life."""
+        instance = pod.instance
+        assert instance is not None
+        spec = self.runtime.spec
+        tasks: list[asyncio.Task[None]] = []
+        liveness = spec.liveness
+        if liveness is not None:
+            failures = Failures(liveness.failure_threshold)
+
+            def on_liveness(ok: bool) -> bool:
+                if failures.record(ok) and pod.phase == "Running":
+                    self._restart(pod, f"liveness probe failed {failures.threshold} times")
+                    return False
+                return pod.phase == "Running"
+
+            tasks.append(asyncio.create_task(watch(port, liveness, instance, instance.exited, on_liveness)))
+        readiness = spec.probe
+        if readiness.declared:
+            unready = Failures(readiness.failure_threshold)
+            # After start, a period of 0 (Knative's "probe aggressively") is 1 s: an instance is not polled 20 times
+            # a second for the rest of its life.
+            after_start = replace(readiness, period=max(readiness.period, 1.0), initial_delay=0.0)
+
+            def on_readiness(ok: bool) -> bool:
+                if pod.phase != "Running" or pod.restart_reason is not None:
+                    return False
+                if unready.record(ok):
+                    pod.slot.ready = False
+                    self.on_change()
+                elif ok and not pod.slot.ready:
+                    self.throttler.mark_ready(pod.slot)
+                    self.on_change()
+                return True
+
+            tasks.append(asyncio.create_task(watch(port, after_start, instance, instance.exited, on_readiness)))
+        return tasks
+
+    def _note_in_log(self, pod: Pod, message: str) -> None:
+        with contextlib.suppress(OSError), os.fdopen(
+                os.open(pod.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as f:
+            f.write(f"{rfc3339(self.clock())} wisp: {message}\n")
 
     async def _terminate(self, pod: Pod) -> None:
         if pod.phase in ("Terminating", "Failed"):

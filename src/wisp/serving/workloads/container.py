@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from wisp.serving.workloads.probe import wait_ready
@@ -20,13 +21,14 @@ class ProcessInstance:
     """A container instance: one process, leader of its own process group (signalled as a group)."""
 
     def __init__(self, name: str, port: int, proc: asyncio.subprocess.Process, log_path: Path,
-                 spec: WorkloadSpec) -> None:
+                 spec: WorkloadSpec, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.port = port
         self.pid = proc.pid
         self.log_path = log_path
         self.spec = spec
         self._proc = proc
+        self.env = env if env is not None else dict(spec.env)
         self.exited: asyncio.Future[int] = asyncio.ensure_future(proc.wait())
         self.exited.add_done_callback(lambda _: self._signal_group(signal.SIGKILL))  # no stragglers
 
@@ -35,7 +37,11 @@ class ProcessInstance:
 
     async def wait_ready(self, timeout: float) -> None:
         what = f"instance {self.name}"
-        await wait_ready(what, self.port, self.spec.probe, self.exited, self.log_path, timeout)
+        await wait_ready(what, self.port, self.spec.probe, self.exited, self.log_path, timeout, instance=self)
+
+    async def run_command(self, command: Sequence[str], timeout: float) -> int:
+        """An exec probe's command, in the instance's directory and environment; killed after `timeout`."""
+        return await run_probe_command(command, timeout, self.spec.directory, self.env)
 
     async def terminate(self, grace: float) -> None:
         """SIGTERM to the group (the process drains), then SIGKILL after `grace` seconds."""
@@ -66,6 +72,25 @@ def _orphan_guarded(argv: list[str], cwd: Path | None, env: dict[str, str]) -> l
     return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
+async def run_probe_command(command: Sequence[str], timeout: float, cwd: Path | None, env: dict[str, str]) -> int:
+    """Run an exec probe's command (output discarded) and return its exit status; 1 when it cannot start, and
+    the process group killed with status -9 when it outlives `timeout`, as the kubelet counts a timed-out probe."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *command, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return 1
+    try:
+        async with asyncio.timeout(timeout):
+            return await proc.wait()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        return -signal.SIGKILL
+
+
 async def start_logged(argv: list[str], name: str, log_path: Path, env: dict[str, str],
                        cwd: Path | None, orphan_guard: bool = True) -> asyncio.subprocess.Process:
     """`argv` as the leader of a new process group, output appended to `log_path`; with `orphan_guard`,
@@ -91,7 +116,7 @@ async def _start_process(argv: list[str], name: str, port: int, log_path: Path, 
     env.setdefault("PATH", os.environ.get("PATH", os.defpath))
     env["PORT"] = str(port)
     proc = await start_logged(argv, name, log_path, env, cwd)
-    return ProcessInstance(name, port, proc, log_path, spec)
+    return ProcessInstance(name, port, proc, log_path, spec, env)
 
 
 class ProcessRuntime:

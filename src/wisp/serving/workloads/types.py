@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 WorkloadClass = Literal["function", "container"]
 
@@ -16,10 +17,37 @@ class WorkloadError(Exception):
 
 @dataclass(frozen=True)
 class Probe:
-    """Readiness: a TCP connect on the port unless an httpGet path is given (then any 200-399 answer)."""
+    """A Kubernetes probe of an instance (architecture.md: runtime contract): a TCP connect on its port unless an
+    httpGet path (any 200-399 answer), an exec command (exit status 0) or a gRPC health service (SERVING) is
+    given. The defaults are readiness's while an instance starts; liveness and startup probes carry the
+    Kubernetes fields (period, timeout, failureThreshold, initialDelaySeconds)."""
 
     http_path: str | None = None
     period: float = 0.05  # Knative probes every 50 ms while an instance starts
+    http_headers: tuple[tuple[str, str], ...] = ()
+    exec_command: tuple[str, ...] = ()
+    grpc_service: str | None = None  # "" is the server's overall health; None: not a gRPC probe
+    timeout: float = 1.0  # timeoutSeconds of one attempt
+    failure_threshold: int = 3
+    initial_delay: float = 0.0
+    # Whether the manifest declared the probe (then readiness is also watched after the instance is ready).
+    declared: bool = False
+
+    @property
+    def kind(self) -> Literal["tcp", "http", "exec", "grpc"]:
+        if self.exec_command:
+            return "exec"
+        if self.grpc_service is not None:
+            return "grpc"
+        return "tcp" if self.http_path is None else "http"
+
+
+@runtime_checkable
+class RunsCommands(Protocol):
+    """An instance that can run a command beside its process, as an exec probe does (in its directory and
+    environment, or inside its container). Those that cannot have exec readiness fall back to the TCP probe."""
+
+    async def run_command(self, command: Sequence[str], timeout: float) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -58,6 +86,8 @@ class WorkloadSpec:
     host_env: frozenset[str] = frozenset()
     function_target: str = "main:handle"
     probe: Probe = Probe()
+    liveness: Probe | None = None  # restarts the instance after failure_threshold failures in a row
+    startup: Probe | None = None  # must pass before readiness and liveness are probed
     timeout_seconds: float = 300  # drain budget on SIGTERM
     oci: OciOptions = OciOptions()  # used only when the image is an OCI reference (directory is None)
 
