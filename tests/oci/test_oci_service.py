@@ -193,3 +193,20 @@ async def test_the_chosen_engine_is_the_one_used(tmp_path: Path, server_image: s
         message = str((get_condition(failed, "Ready") or {}).get("message"))
         assert f"image {server_image} needs a container engine (docker); none is installed and working: " in message
         assert "podman" not in message.split("working: ", 1)[1]
+
+
+async def test_an_exec_readiness_probe_runs_in_the_container(tmp_path: Path, server_image: str) -> None:
+    """The app listens at once, but the probe's file appears only when we make it, inside the container."""
+    async with oci_daemon(tmp_path / "state") as h:
+        h.apply(oci_service("gated", server_image, readinessProbe={
+            "exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1}))
+        deadline = time.monotonic() + 60
+        while not (names := await containers_of(h)):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2)  # listening by now (a TCP probe would have passed): still not ready
+        runner = h.daemon.dataplane.runner(("default", "gated-00001"))
+        assert runner is not None and runner.ready_count == 0 and runner.pods
+        await podman("exec", names[0], "touch", "/tmp/ready")
+        await h.ready("gated", timeout=30)
+        assert (await get_json(h, "gated.default.localhost"))["env"]["K_SERVICE"] == "gated"

@@ -161,7 +161,8 @@ class OciInstance:
         return status
 
     async def wait_ready(self, timeout: float) -> None:
-        await wait_ready(f"instance {self.name}", self.port, self.spec.probe, self.exited, self.log_path, timeout)
+        await wait_ready(f"instance {self.name}", self.port, self.spec.probe, self.exited, self.log_path, timeout,
+                         instance=self)
 
     async def run_command(self, command: Sequence[str], timeout: float) -> int:
         """An exec probe's command, run in the container (`<engine> exec`); its exit status, -9 when it has not
