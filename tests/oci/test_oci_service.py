@@ -210,3 +210,23 @@ async def test_an_exec_readiness_probe_runs_in_the_container(tmp_path: Path, ser
         await podman("exec", names[0], "touch", "/tmp/ready")
         await h.ready("gated", timeout=30)
         assert (await get_json(h, "gated.default.localhost"))["env"]["K_SERVICE"] == "gated"
+
+
+async def test_a_failed_liveness_probe_restarts_the_container_in_place(tmp_path: Path, server_image: str) -> None:
+    """Same pod, same container name, a new container: the old one is gone before the new one is created."""
+    async with oci_daemon(tmp_path / "state") as h:
+        h.apply(oci_service("alive", server_image, livenessProbe={
+            "exec": {"command": ["test", "!", "-f", "/tmp/die"]}, "periodSeconds": 1, "failureThreshold": 2}))
+        await h.ready("alive", timeout=60)
+        [name] = await containers_of(h)
+        first_id = (await podman("container", "inspect", "--format", "{{.Id}}", name)).strip()
+        await podman("exec", name, "touch", "/tmp/die")
+        runner = h.daemon.dataplane.runner(("default", "alive-00001"))
+        assert runner is not None
+        deadline = time.monotonic() + 60
+        while not (runner.pods and runner.pods[0].restarts == 1 and runner.ready_count == 1):
+            assert time.monotonic() < deadline, "never restarted"
+            await asyncio.sleep(0.2)
+        assert await containers_of(h) == [name]
+        assert (await podman("container", "inspect", "--format", "{{.Id}}", name)).strip() != first_id
+        assert (await get_json(h, "alive.default.localhost"))["env"]["K_SERVICE"] == "alive"
