@@ -39,6 +39,7 @@ class WatchSettings:
     bookmark_interval: float = 60.0  # the API server sends one about every minute
     default_timeout: float = 1800.0  # the API server's --min-request-timeout
     buffer: int = DEFAULT_BUFFER
+    clock: Callable[[], float] | None = None  # monotonic seconds; None: the event loop's clock
 
 
 def expired_status(message: str) -> dict[str, object]:
@@ -124,7 +125,7 @@ def watch(store: Store, kind: Kind, namespace: str | None, selector: Selector, p
         return line_of("BOOKMARK", {"apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta})
 
     async def stream() -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
+        clock = settings.clock or asyncio.get_running_loop().time
         # Registered on the loop's turn that reads the snapshot: no change can fall between the two.
         try:
             if since is None:
@@ -142,10 +143,10 @@ def watch(store: Store, kind: Kind, namespace: str | None, selector: Selector, p
                 yield b"".join(line_of("ADDED", encoder.redact(kind, r)) for r in current)
             if initial_end and bookmarks:
                 yield bookmark(last, {INITIAL_EVENTS_END: "true"})
-            deadline = loop.time() + timeout
-            next_bookmark = loop.time() + settings.bookmark_interval
+            deadline = clock() + timeout
+            next_bookmark = clock() + settings.bookmark_interval
             while True:
-                now = loop.time()
+                now = clock()
                 if now >= deadline:
                     return
                 wait = min(deadline, next_bookmark) - now if bookmarks else deadline - now
@@ -160,10 +161,10 @@ def watch(store: Store, kind: Kind, namespace: str | None, selector: Selector, p
                     return
                 if watcher.ended:
                     return
-                if bookmarks and loop.time() >= next_bookmark:
+                if bookmarks and clock() >= next_bookmark:
                     last = max(last, store.version())
                     yield bookmark(last)
-                    next_bookmark = loop.time() + settings.bookmark_interval
+                    next_bookmark = clock() + settings.bookmark_interval
         finally:
             store.watchers.stop(watcher)
 

@@ -181,6 +181,11 @@ class Watchers:
     def stop(self, watcher: Watcher) -> None:
         self._live.discard(watcher)
 
+    def poke(self) -> None:
+        """Wake every watcher to look at the time again (a test that moved its fake clock)."""
+        for watcher in self._live:
+            watcher._wake()
+
     def end_all(self) -> None:
         self.closed = True
         for watcher in self._live:
