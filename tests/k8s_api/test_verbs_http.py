@@ -231,3 +231,20 @@ def test_delete_preconditions_propagation_and_collections(client: httpx.Client, 
     status = client.delete(f"{CMS}/cm").json()
     assert (status["kind"], status["status"], status["details"]["name"]) == ("Status", "Success", "cm")
     assert api.call(lambda: api.store.get(k.CONFIG_MAP, "default", "cm")) is None
+
+
+def test_an_exact_resource_version_lists_the_past(client: httpx.Client) -> None:
+    client.post(KSVCS, json=ksvc("a")).raise_for_status()
+    then = client.get(KSVCS).json()["metadata"]["resourceVersion"]
+    client.post(KSVCS, json=ksvc("b")).raise_for_status()
+    client.delete(f"{KSVCS}/a").raise_for_status()
+    past = client.get(KSVCS, params={"resourceVersion": then, "resourceVersionMatch": "Exact"}).json()
+    assert names_of(past) == ["a"] and past["metadata"]["resourceVersion"] == then
+    assert names(client.get(KSVCS, params={"resourceVersion": then, "resourceVersionMatch": "NotOlderThan"})) \
+        == ["b"]
+    future = client.get(KSVCS, params={"resourceVersion": "999999", "resourceVersionMatch": "Exact"})
+    assert future.status_code == 504
+
+
+def names_of(answer: dict[str, Any]) -> list[str]:
+    return [item["metadata"]["name"] for item in answer["items"]]

@@ -4,7 +4,8 @@
 A continue token (opaque to clients, shaped like the API server's: base64 of the list's resourceVersion and the
 key to start after) makes the next page come from the same point in time: the store's change history rolls the
 current objects back to the first page's version (as etcd reads a page at a past revision). A token older than
-that history is answered 410 Expired, and the client lists again from the start.
+that history is answered 410 Expired, and the client lists again from the start. The same roll-back answers
+`resourceVersionMatch=Exact` (the list as it was at that version).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from wisp.types import Resource
 
 TOO_OLD = ("The provided continue parameter is too old to display a consistent list result. You can start a new "
            "list without the continue parameter.")
+TOO_OLD_VERSION = "The resourceVersion for the provided list is too old."
 
 
 def _key(resource: Resource) -> str:
@@ -46,12 +48,13 @@ def decode_continue(token: str) -> tuple[int, str]:
     return version, start.removesuffix("\x00")
 
 
-def at_version(store: Store, kind: Kind, namespace: str | None, version: int) -> list[Resource]:
+def at_version(store: Store, kind: Kind, namespace: str | None, version: int,
+               too_old: str = TOO_OLD) -> list[Resource]:
     """The kind's objects as they were at `version`: today's, with every later change undone."""
     try:
         later = store.watchers.history.since(version)
     except Expired:
-        raise Refused(410, "Expired", TOO_OLD) from None
+        raise Refused(410, "Expired", too_old) from None
     objects = {_key(r): r for r in store.list(kind, namespace)}
     for _, event in reversed(later):
         if event.kind is not kind:
@@ -78,7 +81,10 @@ def list_page(store: Store, kind: Kind, namespace: str | None, selector: Selecto
         version, after = decode_continue(token)
         objects = at_version(store, kind, namespace, version)
         objects = [r for r in objects if tuple(_key(r).split("/", 1)) > tuple(after.split("/", 1))]
-    else:
+    elif params.get("resourceVersionMatch") == "Exact":
+        version = _exact(params.get("resourceVersion"), store.version())
+        objects = at_version(store, kind, namespace, version, TOO_OLD_VERSION)
+    else:  # unset, NotOlderThan, or "0": the latest is never older than what was asked
         version = store.version()
         objects = store.list(kind, namespace)
     matching = [r for r in objects if selector.matches(r)]
@@ -90,6 +96,16 @@ def list_page(store: Store, kind: Kind, namespace: str | None, selector: Selecto
             meta["remainingItemCount"] = len(matching) - limit
         return page, meta
     return matching, meta
+
+
+def _exact(value: str | None, latest: int) -> int:
+    try:
+        version = int(value or "")
+    except ValueError:
+        raise bad_request("resourceVersionMatch=Exact needs a resourceVersion") from None
+    if version > latest:
+        raise Refused(504, "Timeout", f"Too large resource version: {version}, current: {latest}")
+    return version
 
 
 def _limit(value: str | None) -> int:
