@@ -64,10 +64,13 @@ def serve_sink(port: int, delay_ms: float) -> None:
     # Distinct client connections since the last reset: how many requests the sender keeps in parallel (a
     # trivial handler never yields, so in-flight handlers alone would always count 1).
     connections: set[int] = set()
+    # (path, ce-id) of every arrival counted: an event a subscriber got twice is a duplicate.
+    seen: set[tuple[str, str]] = set()
 
     def reset() -> None:
-        stats.update(count=0, first=None, last=None, in_flight=0, max_in_flight=0, latencies_ms=[])
+        stats.update(count=0, first=None, last=None, in_flight=0, max_in_flight=0, latencies_ms=[], duplicates=0)
         connections.clear()
+        seen.clear()
 
     async def event(request: web.Request) -> web.Response:
         now = time.time()
@@ -89,6 +92,10 @@ def serve_sink(port: int, delay_ms: float) -> None:
             if delay_ms:
                 await asyncio.sleep(delay_ms / 1000)
             stats["count"] += 1
+            arrival = (request.path, request.headers.get("ce-id", ""))
+            if arrival in seen:
+                stats["duplicates"] += 1
+            seen.add(arrival)
             stats["first"] = stats["first"] or now
             stats["last"] = time.time()
             return web.Response(status=200)
@@ -412,7 +419,7 @@ async def through_flow(bench: Bench, workdir: Path, ingress: str, sink: str, ste
         await bench.wisp("delete", "-f", str(path))
     lat = sorted(stats["latencies_ms"])
     return {"rate": events / (stats["last"] - start), "p50": percentile(lat, 50), "p99": percentile(lat, 99),
-            "failures": failures}
+            "failures": failures, "duplicates": stats["duplicates"]}
 
 
 async def run_flows(bench: Bench, workdir: Path, ingress: str, sink: str, args: argparse.Namespace) -> None:
@@ -433,7 +440,8 @@ async def _run_flows(bench: Bench, workdir: Path, ingress: str, sink: str, steps
                                         args.flows_concurrency)
             runs.append(result)
             print(f"  run {i + 1} ({kind}): {result['rate']:.0f} events/s, p50 {result['p50']:.1f} ms, "
-                  f"p99 {result['p99']:.1f} ms, {result['failures']:.0f} refused")
+                  f"p99 {result['p99']:.1f} ms, {result['failures']:.0f} refused, "
+                  f"{result['duplicates']:.0f} duplicate(s) at the sink")
         medians[kind] = {key: statistics.median(r[key] for r in runs) for key in ("rate", "p50", "p99")}
     base = medians["single hop"]["rate"]
     for kind, m in medians.items():
