@@ -30,6 +30,7 @@ class KafkaChannelReconciler(KindReconciler):
         self._producer = producer
         self.channels = channels
         self._max_body = max_body_bytes
+        self._topics: dict[tuple[str, str], tuple[str, str, int, int]] = {}
 
     def _subscribers(self, channel: Resource) -> list[dict[str, object]]:
         namespace, name = name_of(channel)
@@ -48,14 +49,17 @@ class KafkaChannelReconciler(KindReconciler):
         spec = channel["spec"]
         bootstrap = await self._kafka.ensure()
         topic = kafka_channel_topic(namespace, name)
-        try:
-            await ensure_topics(bootstrap, [topic], partitions=int(spec.get("numPartitions", 1)),
-                                replication_factor=int(spec.get("replicationFactor", 1)))
-        except LocalKafkaError as exc:
-            self.channels.remove(namespace, name)
-            self.write_status(channel, (observed(channel), [Condition.false("TopicReady", "TopicCreationFailed",
-                                                                              str(exc))]))
-            return
+        wanted = (bootstrap, topic, int(spec.get("numPartitions", 1)), int(spec.get("replicationFactor", 1)))
+        # Every Subscription change reconciles its channel: the topic is made once, not asked for each time.
+        if self._topics.get((namespace, name)) != wanted:
+            try:
+                await ensure_topics(bootstrap, [topic], partitions=wanted[2], replication_factor=wanted[3])
+            except LocalKafkaError as exc:
+                self.channels.remove(namespace, name)
+                self.write_status(channel, (observed(channel), [
+                    Condition.false("TopicReady", "TopicCreationFailed", str(exc))]))
+                return
+            self._topics[(namespace, name)] = wanted
         if self.channels.get(namespace, name) is None:
             producer = await self._producer.get(bootstrap)
             self.channels.put(KafkaChannelIngress(namespace, name, producer, bootstrap, self._max_body))
@@ -69,6 +73,7 @@ class KafkaChannelReconciler(KindReconciler):
     async def deleted(self, kind: Kind, resource: Resource) -> None:
         # The topic stays, as eventing-kafka-broker keeps it until its retention ends.
         self.channels.remove(*name_of(resource))
+        self._topics.pop(name_of(resource), None)
 
     def dependents(self, event: StoreEvent) -> Iterable[Key]:
         if event.kind is not k.SUBSCRIPTION:
