@@ -163,3 +163,32 @@ async def test_parallel_delivers_only_the_branches_whose_filter_passes(tmp_path:
     finally:
         for r in servers:
             await r.stop()
+
+
+async def test_a_trigger_addresses_a_sequence_by_ref(tmp_path: Path) -> None:
+    # As the docs' sequence-with-broker-trigger sample: the subscriber is the Sequence itself, resolved by its
+    # status.address once the Sequence has one (applied in the same batch, before it has).
+    step, result = EventReceiver(appender("!")), EventReceiver()
+    for r in (step, result):
+        await r.start()
+    try:
+        async with running_daemon(tmp_path / "state") as h:
+            seq_ref = {"ref": {"apiVersion": "flows.knative.dev/v1", "kind": "Sequence", "name": "shout"}}
+            h.apply({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+                     "metadata": {"name": "default", "namespace": "default"}},
+                    {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
+                     "metadata": {"name": "to-seq", "namespace": "default"},
+                     "spec": {"broker": "default", "subscriber": seq_ref}},
+                    sequence("shout", [{"uri": step.url}], {"uri": result.url}))
+            trigger = await h.ready("to-seq", kind=k.TRIGGER)
+            assert trigger["status"]["subscriberUri"] == "http://shout-kn-sequence-0-kn-channel.default.svc.cluster.local"
+            reply = await h.request("broker-ingress.knative-eventing.localhost", "/default/default", "POST",
+                                    headers={"ce-specversion": "1.0", "ce-id": "t1", "ce-source": "/s",
+                                             "ce-type": "greeting", "content-type": "application/json"},
+                                    content=b'{"text": "hi"}')
+            assert reply.status_code == 202
+            await result.wait_until(lambda: len(result.arrivals) >= 1, timeout=30)
+            assert result.events[0].data == {"text": "hi!"}
+    finally:
+        for r in (step, result):
+            await r.stop()
