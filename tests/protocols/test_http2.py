@@ -73,3 +73,34 @@ async def test_upgrade_h2c_from_http1(tmp_path: Path) -> None:
         assert json.loads(first)["path"] == "/up/graded" and json.loads(first)["query"] == "y=2"
         assert json.loads(second)["path"] == "/second"
         assert (version1, version2) == ("2", "2")  # the first request upgraded the connection; the second used it
+
+
+async def test_stopping_the_daemon_lets_http2_streams_in_flight_finish(tmp_path: Path) -> None:
+    # curl (nghttp2) as the client: httpx's HTTP/2 fails a stream still waiting when GOAWAY arrives, even one the
+    # server says it will answer.
+    curl = shutil.which("curl")
+    if curl is None:
+        assert not in_ci(), "curl is needed (apt-get install -y curl)"
+        pytest.skip("curl is not installed")
+    code = write_function(tmp_path / "fn", """
+import asyncio
+async def handle(request):
+    await asyncio.sleep(float(request.query_params.get("sleep", "0")))
+    return "done"
+""")
+    async with asyncio.timeout(60):
+        async with running_daemon(tmp_path / "state") as h:
+            h.apply(service("slow", code))
+            await h.ready("slow")
+            process = await asyncio.create_subprocess_exec(
+                curl, "-sS", "--http2-prior-knowledge", "-H", "Host: slow.default.localhost",
+                "-w", "\\n%{http_version}", f"{h.ingress}/?sleep=1",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            runner = h.daemon.dataplane.runner(("default", "slow-00001"))
+            assert runner is not None
+            while runner.throttler.in_flight == 0:  # the stream has reached the instance (it sleeps 1 s there)
+                await asyncio.sleep(0.01)
+        # The daemon has stopped: the stream in flight was answered, then GOAWAY went out and the connection closed.
+        out, err = await process.communicate()
+    assert process.returncode == 0, err
+    assert out.decode().splitlines() == ["done", "2"]

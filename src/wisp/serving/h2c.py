@@ -227,13 +227,17 @@ class H2Connection(asyncio.Protocol):
 
     # -- uvicorn's server calls these on shutdown ------------------------------------------------------
     def shutdown(self) -> None:
-        """Graceful: no new streams (GOAWAY), the open ones finish, then the connection closes."""
+        """Graceful: the open streams finish, new ones are refused (REFUSED_STREAM: a client may send them again
+        elsewhere), then GOAWAY and the connection closes. (h2 sends nothing on a stream after its GOAWAY, so
+        the GOAWAY waits for the last stream.)"""
         self.closing = True
+        if not self.streams:
+            self._goodbye()
+
+    def _goodbye(self) -> None:
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self.h2.close_connection()
-        self._flush()
-        if not self.streams:
-            self._abort()
+        self._abort()
 
     # -- events ------------------------------------------------------------------------------------
     def _event(self, event: h2.events.Event) -> None:
@@ -379,7 +383,7 @@ class H2Connection(asyncio.Protocol):
         if self.streams or self.transport is None:
             return
         if self.closing:
-            self._abort()
+            self._goodbye()
             return
         self._cancel_idle()
         self._idle = self.loop.call_later(self.config.timeout_keep_alive, self._idle_timeout)
