@@ -39,9 +39,12 @@ class ServedApi:
 @contextmanager
 def served_api(state: Path | None = None, history: int = 10_000, seed: int = 7,
                watch_settings: WatchSettings | None = None, app_wrapper: Callable[[Any], Any] | None = None,
-               ) -> Iterator[ServedApi]:
+               send_buffer: int | None = None) -> Iterator[ServedApi]:
+    """`send_buffer`: SO_SNDBUF of the connections it accepts (small: a client that stops reading blocks soon)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)  # accepted sockets inherit it
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     store = Store(None if state is None else state / "store.db", lambda: 1_700_000_000.0, history=history)
