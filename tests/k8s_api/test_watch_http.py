@@ -173,3 +173,10 @@ def test_a_client_that_goes_away_leaves_no_watcher_behind(client: httpx.Client, 
     while api.call(lambda: len(api.store.watchers)) and time.monotonic() < deadline:
         time.sleep(0.02)  # the server learns of a disconnect from the connection; there is nothing to await
     assert api.call(lambda: len(api.store.watchers)) == 0
+
+
+def test_secrets_are_redacted_in_watch_events(client: httpx.Client) -> None:
+    secrets = "/api/v1/namespaces/default/secrets"
+    client.post(secrets, json={"metadata": {"name": "creds"}, "stringData": {"token": "s3cr3t-value"}})
+    [added] = events(client, secrets, 1)
+    assert "s3cr3t" not in json.dumps(added) and set(added["object"]["data"]) == {"token"}
