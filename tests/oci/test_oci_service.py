@@ -170,7 +170,8 @@ async def test_scale_from_zero_and_back(tmp_path: Path, server_image: str) -> No
 
 async def test_a_container_that_exits_is_replaced(tmp_path: Path, server_image: str) -> None:
     async with oci_daemon(tmp_path / "state") as h:
-        h.apply(oci_service("phoenix", server_image))
+        # min-scale 1: with no ready instance and no traffic the autoscaler may otherwise decide zero meanwhile.
+        h.apply(oci_service("phoenix", server_image, annotations={"autoscaling.knative.dev/min-scale": "1"}))
         await h.ready("phoenix", timeout=90)
         [first] = await containers_of(h)
         await podman("kill", first)  # the app dies: status 137, as after an OOM kill
