@@ -198,7 +198,7 @@ class Verbs:
             items, meta = list_page(self.store, kind, namespace, selector, params)
             items = [redact(kind, r) for r in items]
         return Json({"apiVersion": kind.api_version, "kind": f"{kind.kind}List", "metadata": meta,
-                             "items": items})
+                     "items": items})
 
     async def _create(self, request: Request, kind: Kind, namespace: str | None) -> Response:
         if kind.virtual or (kind.namespaced and namespace is None):
@@ -249,8 +249,8 @@ class Verbs:
         keys = [(kind, r["metadata"].get("namespace", ""), r["metadata"]["name"]) for r in chosen]
         deleted = self.store.delete_many(keys, dry_run=opts.dry_run, orphan=orphan)
         return Json({"apiVersion": kind.api_version, "kind": f"{kind.kind}List",
-                             "metadata": {"resourceVersion": str(self.store.version())},
-                             "items": [redact(kind, r) for r in deleted if r is not None]})
+                     "metadata": {"resourceVersion": str(self.store.version())},
+                     "items": [redact(kind, r) for r in deleted if r is not None]})
 
     # -- one object ------------------------------------------------------------------------------
     async def item(self, request: Request) -> Response:
