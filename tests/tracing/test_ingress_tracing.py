@@ -58,6 +58,13 @@ async def test_sample_rate_1_starts_a_trace_rooted_at_the_ingress(tmp_path: Path
         assert (root["name"], root["spanId"], root["service"]) == ("ingress", span_id, "wisp")
         assert root["attributes"]["wisp.revision"] == "echo-00001"
         assert root["attributes"]["http.status_code"] == 200
+        # An invalid traceparent is no trace to continue: a new one is started, as for none.
+        bad = "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"  # uppercase: invalid
+        seen = (await h.request(HOST, headers={"traceparent": bad})).json()["traceparent"]
+        new_trace = seen.split("-")[1]
+        assert new_trace != "0af7651916cd43dd8448eb211c80319c"
+        [root] = (await trace(h, new_trace))["spans"]
+        assert root["parentSpanId"] is None
 
 
 async def test_sample_rate_0_and_backend_none_start_no_trace(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ await, and a response that has fully arrived goes out in one body message.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from wisp.http_client.h2_pool import request_headers
 from wisp.http_client.pool import HOP_BY_HOP, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from wisp.observability.recorder import SpanRecorder
-from wisp.observability.traceparent import start_or_continue
+from wisp.observability.traceparent import SAMPLED, parse_traceparent
 from wisp.observability.tracing_config import Sampler, sampled
 from wisp.serving import websocket_proxy
 from wisp.serving.routing import RevisionKey, RoutingTable
@@ -100,6 +101,8 @@ def _bare_host(value: bytes) -> str:
 _X_FORWARDED_FOR = b"x-forwarded-for"
 _FORWARDED = b"forwarded"
 _TRACEPARENT = b"traceparent"
+_TRACEPARENT_00 = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_ZERO_TRACE, _ZERO_SPAN = b"0" * 32, b"0" * 16  # all-zero ids are invalid (W3C Trace Context)
 _CONTENT_LENGTH = b"content-length"
 # `Expect: 100-continue` is answered here (uvicorn sends the 100 when the body is first read) and the instance
 # gets the whole body at once: passed on, it would make the instance send a 100 of its own (RFC 9110 §10.1.1).
@@ -262,7 +265,7 @@ class Ingress:
         started = time.monotonic()
         tracer = self.tracer
         traceparent = head.traceparent
-        if tracer is None or (traceparent is None and not self.sampler.threshold):
+        if traceparent is None and (tracer is None or not self.sampler.threshold):
             # No trace to continue and none to start (config-tracing's backend none, or sample-rate 0): the
             # hot path. Stamping a traceparent on every request cost ~10 % of peak (bench/dataplane.py).
             status = await self._proxy(receive, send, head, key, *backend)
@@ -276,7 +279,7 @@ class Ingress:
                                               b"-01" if trace.sampled else b"-00"))
                 head.parts += (b"traceparent: ", head.trace_header, b"\r\n")
                 status = await self._proxy(receive, send, head, key, *backend, trace)
-                if trace.sampled:
+                if trace.sampled and tracer is not None:
                     tracer.record_request(trace.trace_id, trace.span_id, trace.parent, trace.start_ns,
                                           tracer.now_ns(), key[0], key[1], host, status, scope["method"])
         self.observer.request_done(key, status, time.monotonic() - started)
@@ -316,18 +319,27 @@ class Ingress:
                                              min(limits) if limits else None)
         self.observer.request_done(key, status, time.monotonic() - started)
 
-    def _trace(self, traceparent: bytes | None, tracer: SpanRecorder) -> _Trace | None:
+    def _trace(self, traceparent: bytes | None, tracer: SpanRecorder | None) -> _Trace | None:
         """This hop's place in the trace the request brings, or in a new one the sampler takes (None if not).
 
         A new trace costs one random draw to decide (the trace id is the draw); ids are formatted only for
         the sampled ones."""
-        if traceparent is None:
-            bits = getrandbits(128)
-            if not sampled(bits, self.sampler.threshold):
-                return None
-            return _Trace(f"{bits or 1:032x}", f"{getrandbits(64) or 1:016x}", None, True, tracer.now_ns())
-        ctx, parent = start_or_continue(traceparent)
-        return _Trace(ctx.trace_id, ctx.span_id, parent, ctx.sampled, tracer.now_ns())
+        if traceparent is not None:
+            # The common form (version 00, exactly 55 bytes) by one regex; any other through the full parser.
+            match = _TRACEPARENT_00.fullmatch(traceparent)
+            if match is not None and match[1] != _ZERO_TRACE and match[2] != _ZERO_SPAN:
+                return _Trace(match[1].decode(), f"{getrandbits(64) or 1:016x}", match[2].decode(),
+                              bool(int(match[3], 16) & SAMPLED), tracer.now_ns() if tracer is not None else 0)
+            parent = parse_traceparent(traceparent)
+            if parent is not None:
+                return _Trace(parent.trace_id, f"{getrandbits(64) or 1:016x}", parent.span_id, parent.sampled,
+                              tracer.now_ns() if tracer is not None else 0)
+            # Not a valid traceparent: as if there were none (the sampler decides).
+        bits = getrandbits(128)
+        if not sampled(bits, self.sampler.threshold):
+            return None
+        return _Trace(f"{bits or 1:032x}", f"{getrandbits(64) or 1:016x}", None, True,
+                      tracer.now_ns() if tracer is not None else 0)
 
     async def _proxy(
         self, receive: Receive, send: Send, head: _Head, key: RevisionKey, throttler: Throttler,
