@@ -57,16 +57,17 @@ from wisp.serving.instance_limit import InstanceBudget, configured_limit, this_m
 from wisp.serving.local_client import LocalClient
 from wisp.serving.routing import RoutingTable
 from wisp.serving.workloads import ProjectEnvs, make_runtime
-from wisp.serving.workloads.project_env import CACHE_DIR, ENVS_DIR
 from wisp.serving.workloads.log_rotation import LogLimits
 from wisp.serving.workloads.logs import MAX_TAIL_BYTES, follow, tail_async
 from wisp.serving.workloads.oci_engine import ContainerEngines, EnginePreference
+from wisp.serving.workloads.project_env import CACHE_DIR, ENVS_DIR
 from wisp.store import Store, StoreError
 from wisp.store.state_dir import BROKER_DB, KAFKA_LOG, LOGS_DIR, STORE_DB
 from wisp.store.state_dir import prepare as prepare_state_dir
 from wisp.types import Clock, Resource
 
 log = logging.getLogger("wisp")
+VOLUMES_DIR = "volumes"  # local processes' Secret/ConfigMap volumes, by namespace and revision
 
 DEFAULT_BODY_LIMIT = 10 * 1024 * 1024
 LOG_BLOCK_LINES = 1000
@@ -158,7 +159,8 @@ class Daemon:
         self.containers = ContainerEngines(state, options.container_engine)
         # Knative Functions projects' environments; uv's cache beside them unless the user keeps one elsewhere.
         envs = ProjectEnvs(state / ENVS_DIR, None if os.environ.get("UV_CACHE_DIR") else state / CACHE_DIR)
-        self.dataplane = DataPlane(lambda spec: make_runtime(spec, envs, self.containers), state / LOGS_DIR, clock,
+        self.dataplane = DataPlane(lambda spec: make_runtime(spec, envs, self.containers,
+                                                         state / VOLUMES_DIR), state / LOGS_DIR, clock,
                                    self._revision_changed,
                                    tick_interval=options.tick_interval, budget=InstanceBudget(machine),
                                    log_limits=LogLimits(options.log_max_bytes))

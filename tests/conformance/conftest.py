@@ -90,7 +90,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(params=["process", "oci"])
 def target(request: pytest.FixtureRequest) -> Target:
     if request.param == "process":
-        return Target("process", str(APP_DIR), ("python3", "runtime.py"))
+        # The script by its absolute path: with an absolute workingDir the process does not start in APP_DIR.
+        return Target("process", str(APP_DIR), ("python3", str(APP_DIR / "runtime.py")))
     image, env = request.getfixturevalue("runtime_image")
     return Target("oci", image, ("python3", "/app/runtime.py"), env)
 

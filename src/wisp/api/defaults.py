@@ -147,6 +147,19 @@ def _revision_spec(spec: dict[str, Any], rd: RevisionDefaults) -> None:
             container["name"] = USER_CONTAINER_NAME if len(containers) == 1 else f"{USER_CONTAINER_NAME}-{i}"
         if len(containers) == 1 or container.get("ports"):
             _readiness_probe(container)  # Knative probes only the serving container
+    _read_only_mounts(spec, containers)
+
+
+def _read_only_mounts(spec: dict[str, Any], containers: list[Any]) -> None:
+    """Knative makes every mount of a volume other than emptyDir (Secret, ConfigMap, projected) readOnly."""
+    volumes = spec.get("volumes")
+    writable = {v.get("name") for v in volumes if isinstance(v, dict) and "emptyDir" in v} \
+        if isinstance(volumes, list) else set()
+    for container in containers:
+        mounts = container.get("volumeMounts") if isinstance(container, dict) else None
+        for mount in mounts if isinstance(mounts, list) else []:
+            if isinstance(mount, dict) and mount.get("name") not in writable:
+                mount["readOnly"] = True
 
 
 def _readiness_probe(container: dict[str, Any]) -> None:

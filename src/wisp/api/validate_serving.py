@@ -16,12 +16,14 @@ from wisp.api.names import (
     QUEUE_DEPTH_ANNOTATION,
     WORKLOAD_CLASS_ANNOTATION,
 )
+from wisp.api.quantity import parse_quantity
 from wisp.api.validate_core import (
     Errors,
     as_list,
     as_mapping,
     disallowed,
     dns1035_label,
+    dns1123_label,
     dns1123_subdomain,
     int_in,
     invalid,
@@ -392,6 +394,113 @@ def validate_revision_spec(spec: Mapping[str, Any], path: str) -> Errors:
             errs.append(missing(join(path, f"imagePullSecrets[{i}].name")))
     volumes = _volumes(spec.get("volumes"), join(path, "volumes"), errs)
     errs.extend(_containers(spec.get("containers"), volumes, join(path, "containers")))
+    if not errs:
+        errs.extend(_volume_rules(spec, path))
+    return errs
+
+
+_RESERVED_MOUNT_PATHS = frozenset({"/", "/dev", "/dev/log"})
+MAX_VOLUMES = 64
+
+
+def _clean(path: str) -> str:
+    """Go's path.Clean for an absolute path (what Knative compares mount paths by)."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _volume_rules(spec: Mapping[str, Any], path: str) -> Errors:
+    """Knative's volume rules beyond the shape (pkg/apis/serving/k8s_validation.go): a volume name is a DNS-1123
+    label and every volume is mounted; a mountPath is not reserved (/, /dev, /dev/log) and unique once cleaned;
+    Secret/ConfigMap/projected mounts are readOnly; items have a key and a path; an emptyDir's medium is "" or
+    Memory and its sizeLimit a quantity of at least 0."""
+    errs: Errors = []
+    volumes = [v for v in spec.get("volumes") or [] if isinstance(v, dict)]
+    if len(volumes) > MAX_VOLUMES:
+        errs.append(invalid(len(volumes), join(path, "volumes"), f"at most {MAX_VOLUMES} volumes"))
+    kinds: dict[str, str] = {}
+    for i, volume in enumerate(volumes):
+        vpath = join(path, f"volumes[{i}]")
+        name = str(volume.get("name", ""))
+        errs.extend(invalid(name, f"{vpath}.name", p) for p in dns1123_label(name))
+        kind = next((k for k in _VOLUME_SOURCES if k in volume), "")
+        kinds[name] = kind
+        source = volume.get(kind) or {}
+        if not isinstance(source, Mapping):
+            continue
+        if kind in ("secret", "configMap"):
+            errs.extend(_key_to_paths(source.get("items"), f"{vpath}.{kind}.items"))
+        elif kind == "projected":
+            for j, item in enumerate(source.get("sources") or []):
+                ipath = f"{vpath}.projected.sources[{j}]"
+                if not isinstance(item, Mapping):
+                    continue
+                given = [k for k in ("secret", "configMap", "serviceAccountToken", "downwardAPI") if item.get(k)
+                         is not None]
+                if len(given) != 1:
+                    errs.append(FieldError(ipath, f"expected exactly one, got {'both' if given else 'neither'}: "
+                                                  "secret, configMap, serviceAccountToken, downwardAPI"))
+                for k in ("secret", "configMap"):
+                    if isinstance(item.get(k), Mapping):
+                        if not item[k].get("name"):
+                            errs.append(missing(f"{ipath}.{k}.name"))
+                        errs.extend(_key_to_paths(item[k].get("items"), f"{ipath}.{k}.items"))
+        elif kind == "emptyDir":
+            medium = source.get("medium")
+            if medium not in (None, "", "Memory"):
+                errs.append(invalid(medium, f"{vpath}.emptyDir.medium", 'must be "" or Memory'))
+            limit = source.get("sizeLimit")
+            if limit is not None:
+                try:
+                    if parse_quantity(limit) < 0:
+                        errs.append(invalid(limit, f"{vpath}.emptyDir.sizeLimit", "must not be negative"))
+                except ValueError as exc:
+                    errs.append(invalid(limit, f"{vpath}.emptyDir.sizeLimit", str(exc)))
+    mounted: set[str] = set()
+    seen: set[str] = set()
+    for c, container in enumerate(spec.get("containers") or []):
+        for i, mount in enumerate((container.get("volumeMounts") or []) if isinstance(container, Mapping) else []):
+            if not isinstance(mount, Mapping):
+                continue
+            mpath = join(path, f"containers[{c}].volumeMounts[{i}]")
+            name = str(mount.get("name", ""))
+            mounted.add(name)
+            target = mount.get("mountPath")
+            if isinstance(target, str) and target.startswith("/"):
+                clean = _clean(target)
+                if clean in _RESERVED_MOUNT_PATHS:
+                    errs.append(FieldError(f"{mpath}.mountPath", f'mountPath "{clean}" is a reserved path'))
+                elif clean in seen:
+                    errs.append(invalid(target, f"{mpath}.mountPath", "must be unique"))
+                seen.add(clean)
+            if kinds.get(name) in ("secret", "configMap", "projected") and not mount.get("readOnly"):
+                errs.append(FieldError(f"{mpath}.readOnly", "volume mount should be readOnly for this type of volume"))
+    for i, volume in enumerate(volumes):
+        if str(volume.get("name", "")) not in mounted:
+            errs.append(FieldError(join(path, f"volumes[{i}]"), f'volume with name "{volume.get("name")}" not mounted'))
+    return errs
+
+
+def _key_to_paths(items: object, path: str) -> Errors:
+    errs: Errors = []
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, Mapping):
+            continue
+        for field in ("key", "path"):
+            if not item.get(field):
+                errs.append(missing(f"{path}[{i}].{field}"))
+        file_path = item.get("path")
+        if isinstance(file_path, str) and file_path and (
+                file_path.startswith("/") or ".." in file_path.split("/")):
+            errs.append(invalid(file_path, f"{path}[{i}].path", "must be a relative path without '..'"))
     return errs
 
 

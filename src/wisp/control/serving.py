@@ -18,6 +18,7 @@ from wisp.control.admission import CONFIG_AUTOSCALER, SYSTEM_NAMESPACE
 from wisp.control.conditions import Condition, is_ready
 from wisp.control.controller import Key, keys_of, owner_keys
 from wisp.control.status import write_status
+from wisp.control.volume_builder import VolumeError, referenced, volume_specs
 from wisp.control.workload_builder import SpecError, instance_env, workload_class, workload_spec
 from wisp.serving.dataplane import DataPlane, RevisionSettings, speaks_h2c
 from wisp.serving.ingress import Timeouts
@@ -145,8 +146,12 @@ class ServingReconciler:
             # Cluster-wide settings changed: every revision picks them up without a restart.
             yield from keys_of(k.REVISION, self.store.list(k.REVISION))
         elif kind in (k.SECRET, k.CONFIG_MAP):
-            # A revision waiting for a missing secret or config map may start now.
-            waiting = [r for r in self.store.list(k.REVISION, namespace) if not is_ready(r)]
+            # A revision waiting for a missing secret or config map may start now; one whose volumes show it gets
+            # the new files.
+            name = event.key[2]
+            which = 0 if kind is k.SECRET else 1
+            waiting = [r for r in self.store.list(k.REVISION, namespace)
+                       if not is_ready(r) or name in referenced(r)[which]]
             yield from keys_of(k.REVISION, waiting)
 
     # -- Service ---------------------------------------------------------------------------------
@@ -213,7 +218,10 @@ class ServingReconciler:
             bare = instance_env(revision, secrets, config_maps, added, inherited={})
             host_env = frozenset(name for name, value in env.items() if bare.get(name) != value)
             spec = replace(workload_spec(revision, env), host_env=host_env)
-        except SpecError as exc:
+            if spec.workload_class == "container" and spec.directory is not None:
+                volumes, mounts = volume_specs(revision, secrets, config_maps)
+                spec = replace(spec, volumes=volumes, mounts=mounts)
+        except (SpecError, VolumeError) as exc:
             await self.dataplane.remove(key)
             failed = Condition.false("ContainerHealthy", "CreateContainerConfigError", str(exc))
             resources = Condition.false("ResourcesAvailable", "CreateContainerConfigError", str(exc))

@@ -200,12 +200,16 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
         raise SpecError("spec.containers: wisp runs one container per revision; sidecars "
                         f"({', '.join(str(c.get('name', '?')) for c in spec['containers'][1:])}) are not supported")
     container = spec["containers"][0]
-    if container.get("volumeMounts") or spec.get("volumes"):
-        field = "spec.containers[0].volumeMounts" if container.get("volumeMounts") else "spec.volumes"
-        raise SpecError(f"{field}: volumes are not supported on one machine (instances are plain processes; "
-                        "read Secrets and ConfigMaps through env or envFrom instead)")
     image = str(container.get("image", ""))
     klass = workload_class(revision)
+    if container.get("volumeMounts") or spec.get("volumes"):
+        field = "spec.containers[0].volumeMounts" if container.get("volumeMounts") else "spec.volumes"
+        if klass == "function":
+            raise SpecError(f"{field}: volumes are supported for container instances (image: ./dir), not yet for "
+                            "functions; read Secrets and ConfigMaps through env or envFrom instead")
+        if not _is_local(image):
+            raise SpecError(f"{field}: volumes for OCI images are not supported by wisp yet; read Secrets and "
+                            "ConfigMaps through env or envFrom instead")
     directory: Path | None = None
     if _is_local(image):
         base = Path(annotations.get(MANIFEST_DIR_ANNOTATION, "."))
@@ -231,4 +235,13 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
         env=env, function_target=target, probe=probe, liveness=liveness, startup=startup,
         timeout_seconds=float(spec.get("timeoutSeconds", 300) or 300),
         oci=OciOptions() if directory is not None else oci_options(revision, container),
+        **(_local_process(container) if klass == "container" and directory is not None else {}),
     )
+
+
+def _local_process(container: Mapping[str, Any]) -> dict[str, Any]:
+    """workingDir and the user of a local process (an OCI image's go to the engine through OciOptions)."""
+    security = container.get("securityContext") or {}
+    user, group = security.get("runAsUser"), security.get("runAsGroup")
+    return {"working_dir": str(container["workingDir"]) if container.get("workingDir") else None,
+            "run_as_user": None if user is None else int(user), "run_as_group": None if group is None else int(group)}

@@ -117,6 +117,8 @@ class DataPlane:
         if current is not None and current.spec == spec:
             if current.settings != settings:
                 self._update_settings(current, settings)
+            if spec.volumes and [v.files for v in spec.volumes] != [v.files for v in current.spec.volumes]:
+                await self._update_volumes(current, spec)
             return
         if current is not None:
             await self.remove(key)
@@ -142,6 +144,14 @@ class DataPlane:
         self._wake.set()
         await runner.start()
         self._on_change(key)
+
+    @staticmethod
+    async def _update_volumes(revision: _Revision, spec: WorkloadSpec) -> None:
+        """A Secret or ConfigMap a volume shows changed: its files are swapped under the running instances."""
+        update = getattr(revision.runner.runtime, "update_volumes", None)
+        if update is not None:
+            await update(spec)
+        revision.spec = spec
 
     async def remove(self, key: RevisionKey) -> None:
         revision = self._revisions.pop(key, None)

@@ -1,13 +1,16 @@
 """knative/serving test/conformance/api/v1/service_test.go, through wisp's Kubernetes API.
 
-Left out (docs/conformance.md): TestServiceCreateWithMultipleContainers (one container per Revision) and
-TestServiceCreateWithEmptyDir (volumes); the serving.knative.dev/creator and lastModifier annotations upstream's
+Left out (docs/conformance.md): TestServiceCreateWithMultipleContainers (one container per Revision);
+TestServiceCreateWithEmptyDir runs for local processes only (OCI images' volumes are not yet supported). The
+serving.knative.dev/creator and lastModifier annotations upstream's
 validateAnnotations also checks are not set by wisp."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.conformance.api_v1.kube import (
     Kube,
@@ -19,7 +22,7 @@ from tests.conformance.api_v1.kube import (
     validate_control_plane,
     validate_labels_propagation,
 )
-from tests.conformance.conftest import Target, conformance_daemon
+from tests.conformance.conftest import Target, conformance_daemon, knative_service
 from wisp.types import Resource
 
 HOST = "{}.default.localhost"
@@ -163,3 +166,20 @@ async def test_annotation_propagation(tmp_path: Path, target: Target) -> None:
 
 async def test_label_propagation(tmp_path: Path, target: Target) -> None:
     await _propagation(tmp_path, target, "labels")
+
+
+@pytest.mark.parametrize("target", ["process"], indirect=True)
+async def test_service_create_with_empty_dir(tmp_path: Path, target: Target) -> None:
+    async with conformance_daemon(tmp_path, target) as h:
+        kube = Kube(h)
+        volume = {"name": "data", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}}
+        body = knative_service("emptydir", target.container(volumeMounts=[{"name": "data", "mountPath": "/data"}]),
+                               spec={"volumes": [volume]})
+        assert (await kube.create(body)).status_code == 201
+        await kube.wait("Service", "emptydir", latest_revision_is("emptydir-00001"))
+        host = HOST.format("emptydir")
+        assert (await h.request(host, "/write", params={"path": "/data/text", "text": "From file in empty dir!"})
+                ).status_code == 200
+        r = await h.request(host, "/file", params={"path": "/data/text"})
+        assert (r.status_code, r.text) == (200, "From file in empty dir!")
+        await kube.close()

@@ -1,5 +1,6 @@
 """knative/serving test/conformance/runtime/user_test.go: securityContext.runAsUser, and the image's own user by
-default. OCI instances only: a local process runs as the daemon's user (docs/conformance.md)."""
+default. A local process runs as runAsUser inside its sandbox when wisp runs as root; it has no image user, so
+the default user test is for OCI instances only (docs/conformance.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ SECURITY_CONTEXT_USER_ID = 2020
 UNPRIVILEGED_USER_ID = 65532  # the test image's USER
 
 
-@pytest.mark.parametrize("target", ["oci"], indirect=True)
 async def test_must_run_as_user(tmp_path: Path, target: Target) -> None:
     async with conformance_daemon(tmp_path, target) as h:
         info = await serve_and_fetch(h, target, "user", securityContext={"runAsUser": SECURITY_CONTEXT_USER_ID},

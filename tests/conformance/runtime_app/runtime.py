@@ -11,6 +11,8 @@ Other paths, for the probe and api tests:
   /single                 500 when another /single request is in flight (single-threaded check)
   /timeout?initialTimeout=MS&timeout=MS   sleeps, writes the first byte, sleeps, writes the rest
   /bloat?mb=N             allocates and touches N MiB, then answers
+  /file?path=P            the file's contents (404 with the error when it cannot be read)
+  /write?path=P&text=T    writes T to the file
 
 `python3 runtime.py probe` is an exec readiness probe: exit 0 when /healthz/readiness answers 200. LISTEN_DELAY
 (seconds) delays listening. SIGTERM drains.
@@ -186,6 +188,19 @@ def simple(path, query):
             with lock:
                 state["single"] -= 1
         return (500, b"concurrent requests") if concurrent else (200, b"one at a time")
+    if path == "/file":  # what a volume holds (the role of Knative's hello-volume image)
+        try:
+            with open(query.get("path", [""])[0], "rb") as f:
+                return 200, f.read()
+        except OSError as exc:
+            return 404, str(exc).encode()
+    if path == "/write":  # an emptyDir is writable
+        try:
+            with open(query.get("path", [""])[0], "w") as f:
+                f.write(query.get("text", [""])[0])
+        except OSError as exc:
+            return 500, str(exc).encode()
+        return 200, b"written"
     if path == "/bloat":
         megabytes = int(query.get("mb", ["0"])[0])
         block = bytearray(megabytes * 1024 * 1024)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from wisp.serving.workloads.container import ProcessRuntime
 from wisp.serving.workloads.function import FunctionRuntime
 from wisp.serving.workloads.oci import OciRuntime
@@ -12,14 +14,14 @@ from wisp.serving.workloads.types import Instance, OciOptions, Probe, Runtime, W
 
 
 def make_runtime(spec: WorkloadSpec, envs: ProjectEnvs | None = None,
-                 engines: ContainerEngines | None = None) -> Runtime:
+                 engines: ContainerEngines | None = None, volume_root: Path | None = None) -> Runtime:
     """The runtime for a revision's workload class and image (local directory or OCI reference): a function
     gets its project's environment from `envs`; an OCI image runs through `engines`, the daemon's container
-    engine."""
+    engine; a local process's volumes are written under `volume_root`."""
     if spec.workload_class == "function":
         return FunctionRuntime(spec, project_envs=envs)
     if spec.directory is not None:
-        return ProcessRuntime(spec)
+        return ProcessRuntime(spec, volume_root)
     if engines is None:
         raise ValueError(f"revision {spec.revision}: image {spec.image} is an OCI image: make_runtime needs the "
                          "daemon's ContainerEngines")

@@ -9,9 +9,11 @@ import os
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from wisp.serving.workloads import sandbox, volumes
 from wisp.serving.workloads.probe import wait_ready
 from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import WorkloadError, WorkloadSpec
@@ -120,10 +122,20 @@ async def _start_process(argv: list[str], name: str, port: int, log_path: Path, 
 
 
 class ProcessRuntime:
-    """A container whose image is a local directory: `command` + `args` run there, once per instance."""
+    """A container whose image is a local directory: `command` + `args` run there, once per instance. One with
+    volumes, an absolute workingDir or a user to run as runs each instance in a sandbox (sandbox.py); its
+    Secret/ConfigMap volumes are written under `volume_root/<namespace>/<revision>`."""
 
-    def __init__(self, spec: WorkloadSpec) -> None:
+    def __init__(self, spec: WorkloadSpec, volume_root: Path | None = None) -> None:
         self.spec = spec
+        self._volumes = None if volume_root is None else volume_root / spec.namespace / spec.revision
+        self._cwd, self._chdir = sandbox.absolute_working_dir(spec.working_dir, spec.directory)
+
+    @property
+    def sandboxed(self) -> bool:
+        spec = self.spec
+        return bool(spec.mounts) or self._chdir is not None or spec.run_as_user is not None \
+            or spec.run_as_group is not None
 
     async def start(self) -> None:
         spec = self.spec
@@ -134,10 +146,50 @@ class ProcessRuntime:
         if not spec.command and not spec.args:
             raise WorkloadError(f"revision {spec.revision}: image {spec.image!r} is a directory, so the "
                                 "container needs a command (and/or args) to run in it")
+        if self._cwd is not None and not self._cwd.is_dir():
+            raise WorkloadError(f"spec.containers[0].workingDir: {self._cwd} is not a directory")
+        if not self.sandboxed:
+            return
+        reason = await asyncio.to_thread(sandbox.unavailable)
+        if reason is not None:
+            raise WorkloadError(f"revision {spec.revision} needs its own mount namespace (for its volumes, "
+                                f"workingDir or user) and this machine cannot make one: {reason}")
+        if (spec.run_as_user is not None or spec.run_as_group is not None) and os.geteuid() != 0:
+            raise WorkloadError("spec.containers[0].securityContext: runAsUser/runAsGroup for a local process need "
+                                "wisp to run as root")
+        for i, mount in enumerate(spec.mounts):
+            problem = sandbox.host_side_effect(mount.mount_path)
+            if problem is not None:
+                raise WorkloadError(f"spec.containers[0].volumeMounts[{i}].mountPath: {problem}")
+        await asyncio.to_thread(self._write_volumes, spec)
+
+    def _write_volumes(self, spec: WorkloadSpec) -> list[str]:
+        if self._volumes is None or not spec.volumes:
+            return []
+        return volumes.sync(self._volumes, spec.volumes, time.time())
+
+    async def update_volumes(self, spec: WorkloadSpec) -> list[str]:
+        """New contents of the Secrets and ConfigMaps the volumes show, swapped in under the running instances
+        (the kubelet's update); the names of the volumes that changed."""
+        self.spec = spec
+        return await asyncio.to_thread(self._write_volumes, spec)
 
     async def spawn(self, name: str, port: int, log_path: Path) -> ProcessInstance:
-        return await _start_process([*self.spec.command, *self.spec.args], name, port, log_path, self.spec,
-                                    self.spec.directory)
+        spec = self.spec
+        argv = [*spec.command, *spec.args]
+        if not self.sandboxed:
+            return await _start_process(argv, name, port, log_path, spec, self._cwd)
+        root = self._volumes or Path("/nonexistent")
+        wrapped = sandbox.wrap(argv, mounts=volumes.mount_args(root, spec.volumes, spec.mounts), chdir=self._chdir,
+                               user=spec.run_as_user, group=spec.run_as_group)
+        env = dict(spec.env)
+        env.setdefault("PATH", os.environ.get("PATH", os.defpath))
+        env["PORT"] = str(port)
+        # bwrap's --die-with-parent stands in for setpriv's parent-death signal.
+        proc = await start_logged(wrapped, name, log_path, env, self._cwd, orphan_guard=False)
+        return ProcessInstance(name, port, proc, log_path, spec, env)
 
     async def stop(self) -> None:
-        """Nothing is shared between a container revision's instances."""
+        """Nothing is shared between a container revision's instances but its volumes' files."""
+        if self._volumes is not None:
+            await asyncio.to_thread(volumes.remove, self._volumes)

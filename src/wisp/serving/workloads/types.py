@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from wisp.serving.workloads.volumes import Mount, Volume
+
 WorkloadClass = Literal["function", "container"]
 
 
@@ -87,6 +89,13 @@ class WorkloadSpec:
     function_target: str = "main:handle"
     probe: Probe = Probe()
     liveness: Probe | None = None  # restarts the instance after failure_threshold failures in a row
+    # Local processes only (an OCI image's are in `oci`): volumes and their mounts (run in a sandbox), the
+    # workingDir (relative to the code directory, or absolute inside the sandbox) and the user to run as.
+    volumes: tuple[Volume, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    working_dir: str | None = None
+    run_as_user: int | None = None
+    run_as_group: int | None = None
     startup: Probe | None = None  # must pass before readiness and liveness are probed
     timeout_seconds: float = 300  # drain budget on SIGTERM
     oci: OciOptions = OciOptions()  # used only when the image is an OCI reference (directory is None)
