@@ -62,6 +62,7 @@ class InMemoryChannel:
         self._deliverer = deliverer
         self._max_body = max_body_bytes
         self._subscribers: dict[str, ChannelSubscriber] = {}
+        self._handlers: dict[str, Callable[[CloudEvent], Awaitable[bool]]] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
         # Told of each event the channel takes (EventType auto-creation), when set.
         self.on_event: Callable[[CloudEvent], None] | None = None
@@ -73,8 +74,14 @@ class InMemoryChannel:
     def subscribe(self, subscriber: ChannelSubscriber) -> None:
         self._subscribers[subscriber.uid] = subscriber
 
+    def subscribe_handler(self, key: str, handler: Callable[[CloudEvent], Awaitable[bool]]) -> None:
+        """A subscriber that is code rather than a destination (a channel-based Broker's Trigger): True when it
+        settled the event."""
+        self._handlers[key] = handler
+
     def unsubscribe(self, uid: str) -> None:
         self._subscribers.pop(uid, None)
+        self._handlers.pop(uid, None)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -90,7 +97,8 @@ class InMemoryChannel:
     async def publish(self, events: Sequence[CloudEvent]) -> bool:
         """Every event to every subscriber; True when all settled (delivered or dead-lettered)."""
         subscribers = list(self._subscribers.values())
-        work = [self._dispatch(event, s) for event in events for s in subscribers]
+        work: list[Awaitable[bool]] = [self._dispatch(event, s) for event in events for s in subscribers]
+        work += [handler(event) for event in events for handler in list(self._handlers.values())]
         if not work:
             return True
         if len(work) == 1:

@@ -58,15 +58,17 @@ class Eventing:
         self._producer = SharedProducer()
         self.kafka_source = KafkaSourceReconciler(ctx, kafka, deliverer, enqueue, tracer)
         event_types = AutoEventTypes(store)
-        self.broker = BrokerReconciler(ctx, kafka, brokers, broker_log, self._producer, event_types)
-        self.trigger = TriggerReconciler(ctx, kafka, deliverer, brokers, broker_log)
+        self.channels = Channels(hosts if hosts is not None else {})
+        self.kafka_channels = KafkaChannels(self.channels.hosts)
+        self.broker = BrokerReconciler(ctx, kafka, brokers, broker_log, self._producer, event_types, self.channels,
+                                       self.kafka_channels)
+        self.trigger = TriggerReconciler(ctx, kafka, deliverer, brokers, broker_log, self.channels,
+                                         self.kafka_channels)
         self.ping_source = PingSourceReconciler(ctx, deliverer)
         self.sink_binding = SinkBindingReconciler(ctx)
-        self.channels = Channels(hosts if hosts is not None else {})
         self.in_memory_channel = InMemoryChannelReconciler(ctx, deliverer, self.channels, max_body_bytes,
                                                            event_types)
         self.channel = ChannelReconciler(ctx)
-        self.kafka_channels = KafkaChannels(self.channels.hosts)
         self.kafka_channel = KafkaChannelReconciler(ctx, kafka, self._producer, self.kafka_channels,
                                                     max_body_bytes or DEFAULT_MAX_BODY_BYTES)
         self.subscription = SubscriptionReconciler(ctx, self.channels, self.kafka_channels, deliverer)

@@ -1,5 +1,6 @@
 """Trigger: its subscriber and dead-letter sink resolved here, then one dispatcher reading its broker (the
-broker log with its own cursor, or the broker's Kafka topic with its own consumer group)."""
+broker log with its own cursor, the broker's Kafka topic with its own consumer group, or a channel-based
+Broker's trigger channel)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,23 @@ from aiokafka import AIOKafkaConsumer
 from wisp.api import kinds as k
 from wisp.api.errors import ManifestError
 from wisp.api.kinds import Kind
+from wisp.control.conditions import Condition
 from wisp.control.controller import Key
 from wisp.control.eventing import builders as b
 from wisp.control.eventing.base import EventingContext, PieceReconciler, name_of
+from wisp.control.eventing.channel_broker import (
+    ChannelTemplateError,
+    ChannelTrigger,
+    broker_channel,
+    running_channel,
+)
 from wisp.control.kafka_cluster import KafkaCluster
 from wisp.eventing.broker import Brokers, is_kafka_broker, kafka_broker_topic
 from wisp.eventing.broker_log import BrokerLog, CursorKey
+from wisp.eventing.channel import Channels, InMemoryChannel
 from wisp.eventing.delivery import Deliverer, DeliveryCounters, Destination
 from wisp.eventing.filters import FilterError
+from wisp.eventing.kafka_channel import KafkaChannelIngress, KafkaChannels
 from wisp.eventing.trigger_dispatcher import (
     KafkaTriggerDispatcher,
     LogTriggerDispatcher,
@@ -29,19 +39,23 @@ from wisp.eventing.trigger_dispatcher import (
 from wisp.store import StoreEvent
 from wisp.types import Resource
 
-TriggerDispatcher = LogTriggerDispatcher | KafkaTriggerDispatcher
+TriggerDispatcher = LogTriggerDispatcher | KafkaTriggerDispatcher | ChannelTrigger
 
 
 class TriggerReconciler(PieceReconciler[TriggerDispatcher]):
     kind = k.TRIGGER
 
     def __init__(self, ctx: EventingContext, kafka: KafkaCluster, deliverer: Deliverer, brokers: Brokers,
-                 broker_log: BrokerLog) -> None:
+                 broker_log: BrokerLog, channels: Channels | None = None,
+                 kafka_channels: KafkaChannels | None = None) -> None:
         super().__init__(ctx)
         self._kafka = kafka
         self._deliverer = deliverer
         self._brokers = brokers
         self._broker_log = broker_log
+        # A channel-based Broker's trigger channel is where its Triggers read (channel_broker.py).
+        self._channels = channels or Channels({})
+        self._kafka_channels = kafka_channels or KafkaChannels({})
 
     async def apply(self, trigger: Resource) -> None:
         key = name_of(trigger)
@@ -72,16 +86,35 @@ class TriggerReconciler(PieceReconciler[TriggerDispatcher]):
             self.write_status(trigger, b.invalid_spec(trigger, str(exc), subscriberUri=subscriber_uri))
             return
         kafka_class = is_kafka_broker(broker)
+        try:
+            found = broker_channel(self.ctx.store, broker)
+        except ChannelTemplateError as exc:  # the Broker reports it too; its Triggers wait for it to be fixed
+            await self.pieces.stop(key)
+            self.write_status(trigger, (b.observed(trigger), [
+                Condition.false("BrokerReady", "BrokerNotReady", f'Broker "{broker_name}": {exc}')]))
+            return
+        channel = running_channel(self._channels, self._kafka_channels, namespace, found) if found else None
+        if found is not None and channel is None:
+            await self.pieces.stop(key)
+            self.write_status(trigger, (b.observed(trigger), [Condition.unknown(
+                "BrokerReady", "ChannelNotReady", f'the trigger channel "{found.name}" of the broker is not ready')]))
+            return
 
         async def build() -> TriggerDispatcher:
             handler = TriggerHandler(config, self._deliverer, self._brokers)
+            if isinstance(channel, InMemoryChannel):
+                return ChannelTrigger(str(trigger["metadata"]["uid"]), channel, handler)
+            if isinstance(channel, KafkaChannelIngress):
+                return KafkaTriggerDispatcher(handler, partial(AIOKafkaConsumer, bootstrap_servers=channel.bootstrap),
+                                              channel.topic, initial_offset="latest")
             if not kafka_class:
                 return LogTriggerDispatcher(handler, self._broker_log)
             bootstrap = await self._kafka.ensure()
             return KafkaTriggerDispatcher(handler, partial(AIOKafkaConsumer, bootstrap_servers=bootstrap),
                                           kafka_broker_topic(namespace, broker_name), initial_offset="latest")
 
-        await self.pieces.ensure(key, b.trigger_wanted(trigger, config, kafka_class), build)
+        wanted = (b.trigger_wanted(trigger, config, kafka_class), id(channel))
+        await self.pieces.ensure(key, wanted, build)
         self.write_status(trigger, b.trigger_ready(trigger, subscriber_uri))
 
     async def deleted(self, kind: Kind, resource: Resource) -> None:
