@@ -16,7 +16,9 @@ from wisp.api.names import (
     SERVICE_LABEL,
     WORKLOAD_CLASS_ANNOTATION,
 )
+from wisp.api.quantity import to_bytes, to_millicores
 from wisp.control.env_expansion import expand
+from wisp.serving.workloads.cgroups import Limits
 from wisp.serving.workloads.types import OciOptions, Probe, WorkloadSpec
 from wisp.types import Resource
 
@@ -244,4 +246,17 @@ def _local_process(container: Mapping[str, Any]) -> dict[str, Any]:
     security = container.get("securityContext") or {}
     user, group = security.get("runAsUser"), security.get("runAsGroup")
     return {"working_dir": str(container["workingDir"]) if container.get("workingDir") else None,
-            "run_as_user": None if user is None else int(user), "run_as_group": None if group is None else int(group)}
+            "run_as_user": None if user is None else int(user), "run_as_group": None if group is None else int(group),
+            "limits": limits(container.get("resources") or {})}
+
+
+def limits(resources: Mapping[str, Any]) -> Limits:
+    """resources.limits.memory and .cpu, and the CPU request (a weight), as the cgroup gets them."""
+    caps, asks = resources.get("limits") or {}, resources.get("requests") or {}
+    try:
+        memory = None if caps.get("memory") is None else to_bytes(caps["memory"])
+        cpu = None if caps.get("cpu") is None else to_millicores(caps["cpu"])
+        request = None if asks.get("cpu") is None else to_millicores(asks["cpu"])
+    except ValueError as exc:
+        raise SpecError(f"spec.containers[0].resources: {exc}") from None
+    return Limits(memory=memory, cpu_millis=cpu, cpu_request_millis=request)

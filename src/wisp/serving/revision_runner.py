@@ -50,10 +50,16 @@ class Pod:
     restarts: int = 0
     counted: bool = True  # holds one unit of the machine's InstanceBudget until it is forgotten
     restart_reason: str | None = None  # set when a probe failed and the instance is being restarted in place
+    last_termination: str | None = None  # why the previous container ended, when Kubernetes names it (OOMKilled)
 
     @property
     def ready(self) -> bool:
         return self.slot.ready
+
+
+def _oom_killed(instance: Instance) -> bool:
+    check = getattr(instance, "oom_killed", None)  # instances in a memory cgroup of their own can tell
+    return bool(check()) if check is not None else False
 
 
 @dataclass(frozen=True)
@@ -358,6 +364,13 @@ class RevisionRunner:
             for watcher in watchers:
                 watcher.cancel()
         status = pod.instance.exited.result()
+        if pod.phase == "Running" and pod.restart_reason is None and _oom_killed(pod.instance):
+            # The kernel killed it for going over its memory limit: Kubernetes' OOMKilled, restarted in place.
+            pod.last_termination = "OOMKilled"
+            pod.restart_reason = "OOMKilled"
+            log.warning("instance %s was killed for going over its memory limit (OOMKilled); restarting it",
+                        pod.name)
+            self._note_in_log(pod, "OOMKilled: the instance went over its memory limit; the container is restarted")
         if pod.phase == "Running" and pod.restart_reason is not None:
             return True
         if pod.phase == "Running":  # died on its own

@@ -33,10 +33,18 @@ def pods(dataplane: DataPlane, namespace: str | None) -> list[Resource]:
                     "podIP": "127.0.0.1",
                     "containerStatuses": [{"name": "user-container", "ready": pod.ready,
                                            "restartCount": pod.restarts,
-                                           "pid": pod.instance.pid if pod.instance else None}],
+                                           "pid": pod.instance.pid if pod.instance else None,
+                                           **_last_state(pod.last_termination)}],
                 },
             })
     return out
+
+
+def _last_state(reason: str | None) -> dict[str, Any]:
+    if reason is None:
+        return {}
+    code = 137 if reason == "OOMKilled" else 1  # SIGKILL's 128 + 9, as the kubelet reports an OOM kill
+    return {"lastState": {"terminated": {"reason": reason, "exitCode": code}}}
 
 
 def autoscalers(dataplane: DataPlane, namespace: str | None) -> list[Resource]:

@@ -10,7 +10,7 @@ Other paths, for the probe and api tests:
   /start-failing          readiness and liveness fail from now on
   /single                 500 when another /single request is in flight (single-threaded check)
   /timeout?initialTimeout=MS&timeout=MS   sleeps, writes the first byte, sleeps, writes the rest
-  /bloat?mb=N             allocates and touches N MiB, then answers
+  /bloat?mb=N             allocates and touches N MiB, answers, and lets them go
   /file?path=P            the file's contents (404 with the error when it cannot be read)
   /write?path=P&text=T    writes T to the file
 
@@ -46,7 +46,6 @@ CGROUP_V2 = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/cpu.max", "/sys/fs/cgr
 STARTED = time.monotonic()
 state = {"failing": False, "liveness": 0, "single": 0}
 lock = threading.Lock()
-ballast = []
 
 
 def go_error(op, path, exc):
@@ -130,6 +129,31 @@ def cgroups(table):
     return found
 
 
+def own_cgroups():
+    """The limits of the cgroups this process is in (/proc/self/cgroup), where no cgroup namespace makes
+    /sys/fs/cgroup show them at the fixed paths upstream reads."""
+    found = {}
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [line.strip().split(":", 2) for line in f]
+    except OSError:
+        return found
+    for _, controllers, path in lines:
+        names = {"": ["memory.max", "cpu.max", "cpu.weight"], "memory": ["memory.limit_in_bytes"],
+                 "cpu": ["cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares"]}
+        for controller in controllers.split(",") if controllers else [""]:
+            base = "/sys/fs/cgroup" + ("/" + controller if controller else "")
+            if controller == "cpu" and not os.path.isdir(base):
+                base = "/sys/fs/cgroup/cpu,cpuacct"
+            for name in names.get(controller, []):
+                try:
+                    with open(f"{base}{path.rstrip('/')}/{name}") as f:
+                        found[name] = f.read().strip()
+                except OSError:
+                    pass
+    return found
+
+
 def stdin_info():
     try:
         data = os.read(0, 1)
@@ -157,7 +181,8 @@ def runtime_info(method, uri, headers, proto):
                     "headers": headers, "protoMajor": proto[0], "protoMinor": proto[1]},
         "host": {"files": {p: file_info(p) for p in FILES}, "envs": dict(os.environ),
                  "fileaccess": {p: access(p) for p in ACCESS}, "cgroups": cgroups(table), "mounts": table,
-                 "stdin": stdin_info(), "user": user_info(), "args": list(sys.orig_argv)},
+                 "stdin": stdin_info(), "user": user_info(), "args": list(sys.orig_argv),
+                 "ownCgroups": own_cgroups()},
     }
 
 
@@ -206,8 +231,8 @@ def simple(path, query):
         block = bytearray(megabytes * 1024 * 1024)
         for i in range(0, len(block), 4096):  # touch every page: make it resident
             block[i] = 1
-        ballast.append(block)
-        return 200, f"holding {megabytes} MiB more".encode()
+        del block  # as upstream's autoscale image: allocated for the request, released after it
+        return 200, f"allocated {megabytes} MiB".encode()
     return None
 
 

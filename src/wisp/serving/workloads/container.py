@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from wisp.serving.workloads import sandbox, volumes
+from wisp.serving.workloads import cgroups, sandbox, volumes
 from wisp.serving.workloads.probe import wait_ready
 from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import WorkloadError, WorkloadSpec
@@ -23,7 +23,8 @@ class ProcessInstance:
     """A container instance: one process, leader of its own process group (signalled as a group)."""
 
     def __init__(self, name: str, port: int, proc: asyncio.subprocess.Process, log_path: Path,
-                 spec: WorkloadSpec, env: dict[str, str] | None = None) -> None:
+                 spec: WorkloadSpec, env: dict[str, str] | None = None,
+                 cgroup: cgroups.InstanceCgroup | None = None) -> None:
         self.name = name
         self.port = port
         self.pid = proc.pid
@@ -33,6 +34,19 @@ class ProcessInstance:
         self.env = env if env is not None else dict(spec.env)
         self.exited: asyncio.Future[int] = asyncio.ensure_future(proc.wait())
         self.exited.add_done_callback(lambda _: self._signal_group(signal.SIGKILL))  # no stragglers
+        self.cgroup = cgroup
+        self._oom_killed = False
+        if cgroup is not None:
+            self.exited.add_done_callback(self._leave_cgroup)
+
+    def _leave_cgroup(self, _: object) -> None:
+        assert self.cgroup is not None
+        self._oom_killed = self.cgroup.oom_killed()
+        self.cgroup.remove()
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed the instance for going over its memory limit (known once it has exited)."""
+        return self._oom_killed
 
     def __repr__(self) -> str:
         return f"ProcessInstance({self.name!r}, port={self.port}, pid={self.pid})"
@@ -148,6 +162,10 @@ class ProcessRuntime:
                                 "container needs a command (and/or args) to run in it")
         if self._cwd is not None and not self._cwd.is_dir():
             raise WorkloadError(f"spec.containers[0].workingDir: {self._cwd} is not a directory")
+        if spec.limits.any:
+            problem = cgroups.unavailable(spec.limits, cgroups.hierarchy())
+            if problem is not None:
+                raise WorkloadError(f"spec.containers[0].resources: the limits cannot be enforced here: {problem}")
         if not self.sandboxed:
             return
         reason = await asyncio.to_thread(sandbox.unavailable)
@@ -177,17 +195,33 @@ class ProcessRuntime:
     async def spawn(self, name: str, port: int, log_path: Path) -> ProcessInstance:
         spec = self.spec
         argv = [*spec.command, *spec.args]
-        if not self.sandboxed:
+        if not self.sandboxed and not spec.limits.any:
             return await _start_process(argv, name, port, log_path, spec, self._cwd)
-        root = self._volumes or Path("/nonexistent")
-        wrapped = sandbox.wrap(argv, mounts=volumes.mount_args(root, spec.volumes, spec.mounts), chdir=self._chdir,
-                               user=spec.run_as_user, group=spec.run_as_group)
+        guard = True
+        if self.sandboxed:
+            root = self._volumes or Path("/nonexistent")
+            argv = sandbox.wrap(argv, mounts=volumes.mount_args(root, spec.volumes, spec.mounts), chdir=self._chdir,
+                                user=spec.run_as_user, group=spec.run_as_group)
+            guard = False  # bwrap's --die-with-parent stands in for setpriv's parent-death signal
+        cgroup = None
+        if spec.limits.any:
+            found = cgroups.hierarchy()
+            assert found is not None  # checked at start
+            try:
+                cgroup = await asyncio.to_thread(cgroups.create, name, spec.limits, found)
+            except OSError as exc:
+                raise WorkloadError(f"instance {name}: cannot make its cgroup for the resource limits: {exc}") from None
+            argv = cgroups.joined(argv, cgroup)
         env = dict(spec.env)
         env.setdefault("PATH", os.environ.get("PATH", os.defpath))
         env["PORT"] = str(port)
-        # bwrap's --die-with-parent stands in for setpriv's parent-death signal.
-        proc = await start_logged(wrapped, name, log_path, env, self._cwd, orphan_guard=False)
-        return ProcessInstance(name, port, proc, log_path, spec, env)
+        try:
+            proc = await start_logged(argv, name, log_path, env, self._cwd, orphan_guard=guard)
+        except WorkloadError:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        return ProcessInstance(name, port, proc, log_path, spec, env, cgroup)
 
     async def stop(self) -> None:
         """Nothing is shared between a container revision's instances but its volumes' files."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from wisp.serving.workloads.cgroups import Limits
 from wisp.serving.workloads.volumes import Mount, Volume
 
 WorkloadClass = Literal["function", "container"]
@@ -96,6 +97,7 @@ class WorkloadSpec:
     working_dir: str | None = None
     run_as_user: int | None = None
     run_as_group: int | None = None
+    limits: Limits = field(default_factory=Limits)  # enforced through a cgroup
     startup: Probe | None = None  # must pass before readiness and liveness are probed
     timeout_seconds: float = 300  # drain budget on SIGTERM
     oci: OciOptions = OciOptions()  # used only when the image is an OCI reference (directory is None)

@@ -1,0 +1,46 @@
+"""knative/serving test/conformance/api/v1/resources_test.go: a Revision with a memory limit serves requests
+that stay under it, and one that goes over it gets no answer (the instance is killed: OOMKilled, restarted).
+Upstream uses 350Mi and its ExceedingMemoryLimitSize; scaled down here. Local-process instances (a cgroup of
+their own); OCI instances: not yet (docs/conformance.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conformance.conftest import Target, conformance_daemon, knative_service
+
+pytestmark = pytest.mark.parametrize("target", ["process"], indirect=True)
+HOST = "resources.default.localhost"
+
+
+async def test_custom_resources_limits(tmp_path: Path, target: Target) -> None:
+    resources = {"limits": {"memory": "96Mi"}, "requests": {"memory": "96Mi"}}
+    async with conformance_daemon(tmp_path, target) as h, httpx.AsyncClient(base_url=h.api, timeout=10) as api:
+        h.apply(knative_service("resources", target.container(resources=resources)))
+        await h.ready("resources", timeout=60)
+
+        async def bloat(mb: int) -> int:
+            r = await h.request(HOST, "/bloat", method="POST", params={"mb": mb}, timeout=30)
+            return r.status_code
+
+        assert await bloat(20) == 200
+        assert await bloat(40) == 200
+        assert await bloat(300) >= 500  # over the limit: the kernel kills the instance mid-request
+
+        async def statuses() -> list[dict[str, Any]]:
+            pods = (await api.get("/api/v1/namespaces/default/pods")).json()["items"]
+            return [c for p in pods for c in p["status"]["containerStatuses"]]
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not any(s.get("lastState", {}).get("terminated", {}).get("reason") == "OOMKilled" and s["ready"]
+                      for s in await statuses()):
+            assert loop.time() < deadline, await statuses()
+            await asyncio.sleep(0.2)
+        assert [s["restartCount"] for s in await statuses()] == [1]
+        assert await bloat(20) == 200  # the restarted container serves again
