@@ -241,3 +241,20 @@ async def test_an_exec_probe_command_runs_in_the_container(
     await get(instance, "/make-ready")
     assert await instance.run_command(["test", "-f", "/tmp/ready"], 10) == 0
     assert await instance.run_command(["sleep", "30"], 1) == -9
+
+
+async def test_later_instances_are_probed_after_a_share_of_the_fastest_start(
+        engines: ContainerEngines, instances: list[OciInstance], server_image: str, tmp_path: Path) -> None:
+    runtime = OciRuntime(oci_spec(server_image), engines)
+    await runtime.start()
+    first = await spawn(runtime, instances, tmp_path, "hello-00001-deployment-q1")
+    await first.wait_ready(30)
+    fastest = runtime.fastest_start
+    assert fastest is not None and 0 < fastest < 30
+    second = await spawn(runtime, instances, tmp_path, "hello-00001-deployment-q2")
+    started = asyncio.get_running_loop().time()
+    await second.wait_ready(30)
+    assert asyncio.get_running_loop().time() - started >= 0.8 * fastest - 0.01  # ready no sooner than the quiet share
+    assert runtime.fastest_start is not None and runtime.fastest_start <= fastest
+    env = (await get(second))["env"]
+    assert isinstance(env, dict) and env["PORT"] == str(second.port)
