@@ -348,6 +348,9 @@ class Daemon:
         runner, decision = self.dataplane.runner(key), self.dataplane.last_decision(key)
         if runner is not None:
             self.kube.scale_events.changed(*key, runner.desired, decision.reason if decision is not None else "")
+            for event in runner.take_events():  # probe restarts and OOM kills, as the kubelet reports them
+                pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": event.pod, "namespace": key[0]}}
+                self.kube.recorder.record(pod, event.type, event.reason, event.message, "kubelet")
         if self.controller is not None:
             self.controller.enqueue(k.REVISION, key[0], key[1])
 

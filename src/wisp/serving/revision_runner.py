@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import string
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -63,6 +64,17 @@ def _oom_killed(instance: Instance) -> bool:
 
 
 @dataclass(frozen=True)
+class PodEvent:
+    pod: str
+    type: str
+    reason: str
+    message: str
+
+
+MAX_POD_EVENTS = 100
+
+
+@dataclass(frozen=True)
 class Shortfall:
     """The machine-wide instance limit left the revision fewer instances than it wants."""
 
@@ -115,6 +127,8 @@ class RevisionRunner:
     new_runtime: Callable[[], Runtime] | None = None
     _runtime_up: bool = False
     _starting: asyncio.Task[None] | None = None
+    # Warnings about pods (probe failures, OOM kills) not yet taken by the daemon's event recorder; bounded.
+    pod_events: deque[PodEvent] = field(default_factory=lambda: deque(maxlen=MAX_POD_EVENTS))
     _releasing: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -371,6 +385,8 @@ class RevisionRunner:
             log.warning("instance %s was killed for going over its memory limit (OOMKilled); restarting it",
                         pod.name)
             self._note_in_log(pod, "OOMKilled: the instance went over its memory limit; the container is restarted")
+            self._pod_event(pod, "OOMKilled", "container user-container went over its memory limit and was killed; "
+                                              "it is restarted")
         if pod.phase == "Running" and pod.restart_reason is not None:
             return True
         if pod.phase == "Running":  # died on its own
@@ -386,12 +402,23 @@ class RevisionRunner:
             self._wake.set()
         return False
 
+    def take_events(self) -> list[PodEvent]:
+        """What happened to the pods since the last call (for the daemon's core/v1 Events), oldest first."""
+        events = list(self.pod_events)
+        self.pod_events.clear()
+        return events
+
+    def _pod_event(self, pod: Pod, reason: str, message: str) -> None:
+        self.pod_events.append(PodEvent(pod.name, "Warning", reason, message))
+        self.on_change()
+
     def _restart(self, pod: Pod, reason: str) -> bool:
         """Stop the pod's instance for a restart in place (a probe failed); True, for `_run_instance` to return."""
         pod.restart_reason = reason
         pod.slot.ready = False  # no new request for it
         log.warning("instance %s: %s; restarting it", pod.name, reason)
         self._note_in_log(pod, f"{reason}; the container is restarted")
+        self._pod_event(pod, "Unhealthy", f"{reason}; container user-container will be restarted")
         if pod.instance is not None:
             self._background(pod.instance.terminate(min(self.drain_seconds, PROBE_KILL_GRACE)))
         return True

@@ -43,4 +43,7 @@ async def test_custom_resources_limits(tmp_path: Path, target: Target) -> None:
             assert loop.time() < deadline, await statuses()
             await asyncio.sleep(0.2)
         assert [s["restartCount"] for s in await statuses()] == [1]
+        events = (await api.get("/api/v1/namespaces/default/events")).json()["items"]
+        assert any(e["type"] == "Warning" and e["reason"] == "OOMKilled" and e["involvedObject"]["kind"] == "Pod"
+                   for e in events), events
         assert await bloat(20) == 200  # the restarted container serves again
