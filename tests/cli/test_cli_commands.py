@@ -426,6 +426,7 @@ class _Options:
     host: str
     kafka: str | None
     max_instances: int | None = None
+    container_engine: str = "auto"
 
 
 def test_up_builds_daemon_options(
@@ -452,9 +453,11 @@ def test_up_builds_daemon_options(
         "127.0.0.1:9092",
         "--max-instances",
         "12",
+        "--container-engine",
+        "podman",
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 3, result.output
-    assert seen == [_Options([tmp_path], 9080, 9001, tmp_path / "s", "127.0.0.1", "127.0.0.1:9092", 12)]
+    assert seen == [_Options([tmp_path], 9080, 9001, tmp_path / "s", "127.0.0.1", "127.0.0.1:9092", 12, "podman")]
     assert runner.invoke(app, ["up"]).exit_code == 3
     assert seen[-1] == _Options([], 8080, 8001, Path(".wisp"), "127.0.0.1", None)
