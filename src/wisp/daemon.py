@@ -55,6 +55,7 @@ from wisp.serving.h2c import H2cOrHttp1Protocol
 from wisp.serving.ingress import Ingress
 from wisp.serving.instance_limit import InstanceBudget, configured_limit, this_machine
 from wisp.serving.local_client import LocalClient
+from wisp.serving.node_resources import this_node
 from wisp.serving.routing import RoutingTable
 from wisp.serving.workloads import ProjectEnvs, make_runtime
 from wisp.serving.workloads.log_rotation import LogLimits
@@ -163,6 +164,7 @@ class Daemon:
                                                          state / VOLUMES_DIR), state / LOGS_DIR, clock,
                                    self._revision_changed,
                                    tick_interval=options.tick_interval, budget=InstanceBudget(machine),
+                                   node=this_node(),
                                    log_limits=LogLimits(options.log_max_bytes))
         # The web console at the control API's root; it reads running state through these callables.
         self.console = Console(ConsoleSources(self.store, dataplane_readings(self.dataplane),

@@ -238,7 +238,18 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
         timeout_seconds=float(spec.get("timeoutSeconds", 300) or 300),
         oci=OciOptions() if directory is not None else oci_options(revision, container),
         **(_local_process(container) if klass == "container" and directory is not None else {}),
+        **_requests(container.get("resources") or {}),
     )
+
+
+def _requests(resources: Mapping[str, Any]) -> dict[str, Any]:
+    """resources.requests, what the machine must have free to place an instance (every workload class)."""
+    asks = resources.get("requests") or {}
+    try:
+        return {"requests_cpu_millis": 0 if asks.get("cpu") is None else to_millicores(asks["cpu"]),
+                "requests_memory": 0 if asks.get("memory") is None else to_bytes(asks["memory"])}
+    except ValueError as exc:
+        raise SpecError(f"spec.containers[0].resources.requests: {exc}") from None
 
 
 def _local_process(container: Mapping[str, Any]) -> dict[str, Any]:

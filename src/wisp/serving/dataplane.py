@@ -20,6 +20,7 @@ from wisp.api.autoscaling import ScalingSpec
 from wisp.serving.autoscaler import Decision, RevisionAutoscaler
 from wisp.serving.ingress import Timeouts
 from wisp.serving.instance_limit import InstanceBudget, this_machine
+from wisp.serving.node_resources import NodeResources
 from wisp.serving.revision_runner import RevisionHealth, RevisionRunner
 from wisp.serving.routing import RevisionKey
 from wisp.serving.throttler import Throttler, ThrottlerHooks
@@ -76,11 +77,14 @@ class DataPlane:
         on_change: Callable[[RevisionKey], None],
         tick_interval: float = 2.0,
         budget: InstanceBudget | None = None,
+        node: NodeResources | None = None,
         log_limits: LogLimits | None = None,
     ) -> None:
         self._runtime_factory = runtime_factory
         # One budget for every revision: the limit is the machine's, not a revision's.
         self.budget = budget if budget is not None else InstanceBudget(this_machine())
+        # The machine's allocatable CPU and memory, against instances' resources.requests (None: not scheduled).
+        self.node = node
         self._log_limits = log_limits or LogLimits()
         self._log_root = log_root
         self._clock = clock
@@ -131,7 +135,7 @@ class DataPlane:
             key=key, runtime=self._runtime_factory(spec), throttler=throttler,
             log_dir=self._log_root / key[0] / key[1], clock=self._clock,
             on_change=lambda: self._on_change(key), drain_seconds=settings.timeouts.total,
-            budget=self.budget, desired=settings.start_scale, log_limits=self._log_limits,
+            budget=self.budget, node=self.node, desired=settings.start_scale, log_limits=self._log_limits,
             reachable=settings.reachable,
             # Only a function holds processes at zero (its template and spare), released while unrouted; a
             # container holds none, and an OCI one would pay `podman info` again at its next start.

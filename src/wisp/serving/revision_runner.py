@@ -17,6 +17,7 @@ from wisp.api.timestamps import rfc3339
 from wisp.http_client.pool import UpstreamPool
 from wisp.net import free_port
 from wisp.serving.instance_limit import InstanceBudget
+from wisp.serving.node_resources import NodeResources, Requests
 from wisp.serving.reasons import public_reason
 from wisp.serving.routing import RevisionKey
 from wisp.serving.throttler import Slot, Throttler
@@ -52,6 +53,9 @@ class Pod:
     counted: bool = True  # holds one unit of the machine's InstanceBudget until it is forgotten
     restart_reason: str | None = None  # set when a probe failed and the instance is being restarted in place
     last_termination: str | None = None  # why the previous container ended, when Kubernetes names it (OOMKilled)
+    # Whether its resources.requests fit on the machine (node_resources.py); an unscheduled pod waits, Pending.
+    unschedulable: str | None = None
+    held: Requests = field(default_factory=Requests)
 
     @property
     def ready(self) -> bool:
@@ -109,6 +113,7 @@ class RevisionRunner:
     drain_seconds: float
     budget: InstanceBudget
     desired: int = 1
+    node: NodeResources | None = None  # the machine's allocatable CPU/memory, for instances with requests
     log_limits: LogLimits = field(default_factory=LogLimits)
     pods: list[Pod] = field(default_factory=list)
     health: RevisionHealth = field(default_factory=RevisionHealth)
@@ -273,6 +278,7 @@ class RevisionRunner:
     async def _converge_loop(self) -> None:
         while True:
             self._wake.clear()
+            self._schedule_waiting()
             live = [p for p in self.pods if p.phase in ("Pending", "Running")]
             if len(live) < self.desired:
                 self._spawn_missing()
@@ -308,7 +314,38 @@ class RevisionRunner:
         slot = Slot(name, UpstreamPool("127.0.0.1", port), self.throttler.capacity)
         pod = Pod(name, self.key, self.clock(), slot, self.log_dir / f"{name}.log")
         self.pods.append(pod)
-        self._background(self._run_pod(pod, port))
+        if self._schedule(pod):
+            self._background(self._run_pod(pod, port))
+
+    def _requests(self) -> Requests:
+        spec = self.runtime.spec
+        return Requests(spec.requests_cpu_millis, spec.requests_memory)
+
+    def _schedule(self, pod: Pod) -> bool:
+        """Place the pod's requests on the machine; if they do not fit it stays Pending, unschedulable, and is
+        tried again when room is given back (the scheduler's FailedScheduling, reported once per pod)."""
+        asked = self._requests()
+        if self.node is None or not asked:
+            pod.unschedulable = None
+            return True
+        if self.node.take(asked):
+            pod.held, pod.unschedulable = asked, None
+            self.on_change()
+            return True
+        if pod.unschedulable is None:
+            pod.unschedulable = self.node.why_not(asked)
+            self._pod_event(pod, "FailedScheduling", pod.unschedulable)
+        self.node.wait_for_room(self._wake.set)
+        return False
+
+    def _schedule_waiting(self) -> None:
+        for pod in [p for p in self.pods if p.unschedulable is not None and p.phase == "Pending"]:
+            if not self._schedule(pod):
+                return  # first come, first placed
+            port = free_port()
+            pod.slot.pool.close()
+            pod.slot = Slot(pod.name, UpstreamPool("127.0.0.1", port), self.throttler.capacity)
+            self._background(self._run_pod(pod, port))
 
     async def _run_pod(self, pod: Pod, port: int) -> None:
         while await self._run_instance(pod, port):
@@ -488,6 +525,9 @@ class RevisionRunner:
         if pod.counted:
             pod.counted = False
             self.budget.give_back()
+        if pod.held and self.node is not None:
+            held, pod.held = pod.held, Requests()
+            self.node.give_back(held)
         self.on_change()
 
     def _record_failure(self, message: str) -> None:

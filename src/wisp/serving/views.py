@@ -30,6 +30,8 @@ def pods(dataplane: DataPlane, namespace: str | None) -> list[Resource]:
                 },
                 "status": {
                     "phase": pod.phase,
+                    **({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                        "message": pod.unschedulable}]} if pod.unschedulable else {}),
                     "podIP": "127.0.0.1",
                     "containerStatuses": [{"name": "user-container", "ready": pod.ready,
                                            "restartCount": pod.restarts,

@@ -98,6 +98,9 @@ class WorkloadSpec:
     run_as_user: int | None = None
     run_as_group: int | None = None
     limits: Limits = field(default_factory=Limits)  # enforced through a cgroup
+    # resources.requests: what the machine must have free for an instance to be placed (node_resources.py)
+    requests_cpu_millis: int = 0
+    requests_memory: int = 0
     startup: Probe | None = None  # must pass before readiness and liveness are probed
     timeout_seconds: float = 300  # drain budget on SIGTERM
     oci: OciOptions = OciOptions()  # used only when the image is an OCI reference (directory is None)
