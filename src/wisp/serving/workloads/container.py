@@ -162,7 +162,7 @@ class ProcessRuntime:
                                 "container needs a command (and/or args) to run in it")
         if self._cwd is not None and not self._cwd.is_dir():
             raise WorkloadError(f"spec.containers[0].workingDir: {self._cwd} is not a directory")
-        if spec.limits.any:
+        if spec.limits.memory is not None or spec.limits.cpu_millis is not None:
             problem = cgroups.unavailable(spec.limits, cgroups.hierarchy())
             if problem is not None:
                 raise WorkloadError(f"spec.containers[0].resources: the limits cannot be enforced here: {problem}")
@@ -197,6 +197,8 @@ class ProcessRuntime:
         argv = [*spec.command, *spec.args]
         if not self.sandboxed and not spec.limits.any:
             return await _start_process(argv, name, port, log_path, spec, self._cwd)
+        if not self.sandboxed and spec.limits.any and cgroups.hierarchy() is None:
+            return await _start_process(argv, name, port, log_path, spec, self._cwd)  # a weight only, no cgroups
         guard = True
         if self.sandboxed:
             root = self._volumes or Path("/nonexistent")
@@ -204,13 +206,17 @@ class ProcessRuntime:
                                 user=spec.run_as_user, group=spec.run_as_group)
             guard = False  # bwrap's --die-with-parent stands in for setpriv's parent-death signal
         cgroup = None
-        if spec.limits.any:
-            found = cgroups.hierarchy()
-            assert found is not None  # checked at start
+        found = cgroups.hierarchy() if spec.limits.any else None
+        # A CPU request alone is a weight, best effort: where wisp cannot make a cgroup the instance runs without.
+        weight_only = spec.limits.memory is None and spec.limits.cpu_millis is None
+        if found is not None and not (weight_only and cgroups.unavailable(spec.limits, found)):
             try:
                 cgroup = await asyncio.to_thread(cgroups.create, name, spec.limits, found)
             except OSError as exc:
-                raise WorkloadError(f"instance {name}: cannot make its cgroup for the resource limits: {exc}") from None
+                if not weight_only:
+                    raise WorkloadError(f"instance {name}: cannot make its cgroup for the resource limits: "
+                                        f"{exc}") from None
+        if cgroup is not None:
             argv = cgroups.joined(argv, cgroup)
         env = dict(spec.env)
         env.setdefault("PATH", os.environ.get("PATH", os.defpath))
