@@ -258,3 +258,18 @@ async def test_later_instances_are_probed_after_a_share_of_the_fastest_start(
     assert runtime.fastest_start is not None and runtime.fastest_start <= fastest
     env = (await get(second))["env"]
     assert isinstance(env, dict) and env["PORT"] == str(second.port)
+
+
+async def test_resources_reach_the_engine(
+        engines: ContainerEngines, instances: list[OciInstance], server_image: str, tmp_path: Path,
+        oci_env: dict[str, str]) -> None:
+    oci = OciOptions(memory_limit=64 << 20, cpu_limit_millis=500, cpu_request_millis=250)
+    runtime = OciRuntime(oci_spec(server_image, oci=oci), engines)
+    await runtime.start()
+    instance = await spawn(runtime, instances, tmp_path)
+    await instance.wait_ready(30)
+    out = await asyncio.to_thread(subprocess.run, [engine(), "container", "inspect", "--format",
+                                                   "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} "
+                                                   "{{.HostConfig.CpuShares}}", instance.container],
+                                  env=oci_env, capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == [str(64 << 20), "500000000", "256"]

@@ -58,3 +58,11 @@ def test_the_recorded_digest_is_pinned_without_changing_the_spec() -> None:
     # What an older wisp recorded (the image as written) is no digest.
     old = workload_spec(revision({}, {"containerStatuses": [{"imageDigest": "localhost/app:1"}]}), {})
     assert old.oci.pinned is None
+
+
+def test_resources_become_the_engines_limits() -> None:
+    spec = workload_spec(revision({"resources": {"limits": {"memory": "64Mi", "cpu": "500m"},
+                                                 "requests": {"cpu": "250m"}}}), {})
+    assert (spec.oci.memory_limit, spec.oci.cpu_limit_millis, spec.oci.cpu_request_millis) == (64 << 20, 500, 250)
+    with pytest.raises(SpecError, match=r"spec\.containers\[0\]\.resources"):
+        workload_spec(revision({"resources": {"limits": {"memory": "lots"}}}), {})

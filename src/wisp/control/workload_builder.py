@@ -146,6 +146,7 @@ def oci_options(revision: Resource, container: Mapping[str, Any]) -> OciOptions:
     if seccomp not in (None, "RuntimeDefault", "Unconfined"):
         raise SpecError(f"spec.containers[0].securityContext.seccompProfile.type: {seccomp} is not supported "
                         "(RuntimeDefault or Unconfined)")
+    resources = limits(container.get("resources") or {})
     return OciOptions(
         pull_policy=container.get("imagePullPolicy") or "IfNotPresent",
         working_dir=str(container["workingDir"]) if container.get("workingDir") else None,
@@ -157,6 +158,8 @@ def oci_options(revision: Resource, container: Mapping[str, Any]) -> OciOptions:
         cap_add=tuple(str(c) for c in capabilities.get("add") or []),
         cap_drop=tuple(str(c) for c in capabilities.get("drop") or []),
         seccomp_unconfined=seccomp == "Unconfined",
+        memory_limit=resources.memory, cpu_limit_millis=resources.cpu_millis,
+        cpu_request_millis=resources.cpu_request_millis,
         pinned=_recorded_digest(revision, str(container.get("image", ""))),
     )
 

@@ -101,6 +101,12 @@ def run_argv(engine: Engine, image: ImageInfo, spec: WorkloadSpec, name: str, la
         argv.append("--security-opt=no-new-privileges")
     if oci.seccomp_unconfined:
         argv.append("--security-opt=seccomp=unconfined")
+    if oci.memory_limit is not None:
+        argv.append(f"--memory={oci.memory_limit}")
+    if oci.cpu_limit_millis is not None:
+        argv.append(f"--cpus={oci.cpu_limit_millis / 1000:g}")
+    if oci.cpu_request_millis is not None:
+        argv.append(f"--cpu-shares={max(2, oci.cpu_request_millis * 1024 // 1000)}")  # the kubelet's conversion
     argv += [f"--cap-drop={cap}" for cap in oci.cap_drop]
     argv += [f"--cap-add={cap}" for cap in oci.cap_add]
     if spec.command:

@@ -67,6 +67,10 @@ class OciOptions:
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
     seccomp_unconfined: bool = False
+    # resources: limits as `--memory`/`--cpus`, the CPU request as `--cpu-shares` (the kubelet's weight)
+    memory_limit: int | None = None  # bytes
+    cpu_limit_millis: int | None = None
+    cpu_request_millis: int | None = None
     # The digest recorded in the Revision's status earlier: it runs that image even if the tag moved since.
     # Not part of equality: recording it must not restart the revision's instances.
     pinned: str | None = field(default=None, compare=False)
