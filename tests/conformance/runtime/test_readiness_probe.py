@@ -1,7 +1,6 @@
 """knative/serving test/conformance/runtime/readiness_probe_test.go: a Service is Ready, and answers, only once
 its readiness probe passes (httpGet, tcpSocket, exec), with the default period and periodSeconds 1; and once an
-instance's readiness fails after start, requests no longer reach it. Exec probes run for local processes; an OCI
-instance's exec probe is not run yet (docs/conformance.md)."""
+instance's readiness fails after start, requests no longer reach it."""
 
 from __future__ import annotations
 
@@ -18,16 +17,18 @@ DELAY = "2"  # seconds; upstream waits 10 s
 HANDLERS: dict[str, tuple[dict[str, Any], str]] = {
     "httpGet": ({"httpGet": {"path": "/healthz/readiness"}}, "READY_DELAY"),
     "tcpSocket": ({"tcpSocket": {}}, "LISTEN_DELAY"),
-    "exec": ({"exec": {"command": ["python3", "runtime.py", "probe"]}}, "READY_DELAY"),
+    "exec": ({"exec": {"command": ["probe"]}}, "READY_DELAY"),  # after the app's own command (target.command)
 }
 CASES = [pytest.param(handler, target, id=f"{handler}-{target}") for handler in HANDLERS
-         for target in ("process", "oci") if (handler, target) != ("exec", "oci")]
+         for target in ("process", "oci")]
 
 
 @pytest.mark.parametrize("period", [0, 1])
 @pytest.mark.parametrize(("handler", "target"), CASES, indirect=["target"])
 async def test_probe_runtime(tmp_path: Path, target: Target, handler: str, period: int) -> None:
     action, delay_var = HANDLERS[handler]
+    if handler == "exec":
+        action = {"exec": {"command": [*target.command, "probe"]}}
     probe = {**action, **({"periodSeconds": period} if period else {})}
     async with conformance_daemon(tmp_path, target) as h:
         h.apply(knative_service("probe", target.container(env=[{"name": delay_var, "value": DELAY}],
