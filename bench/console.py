@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/console.py [--services 200] [--runs 3] [--window 20] [--consoles 10]
 
-Starts `wisp up` with --services function Services (target concurrency 1, a 6 s stable window, max-scale 4), then
-keeps ~1,000 req/s flowing across all of them (wrk, keep-alive, rotating Host headers, a per-request delay
-that caps the rate) and, every 1.5 s, a burst of slow requests at four Services in turn, so that some Service
-scales up or down every second or so.
+Starts `wisp up` with --services function Services, the first ten of them scaling at a concurrency of 1 (a 6 s
+stable window, max-scale 4), then keeps ~1,000 req/s flowing across all of them (wrk, keep-alive, rotating Host
+headers, a per-request delay that caps the rate) and, every --burst-every seconds (2), four slow requests at the
+next of those ten in turn, so that some Service scales up or down every second or so.
 
 Each run measures the daemon's CPU (utime + stime from /proc, % of one core) over --window seconds twice, side
 by side: with no console open (the baseline) and with --consoles Chromium pages on the services list. During
@@ -62,14 +62,20 @@ spec:
     metadata:
       annotations:
         wisp.dev/workload-class: function
-        autoscaling.knative.dev/target: "1"
-        autoscaling.knative.dev/window: "6s"
-        autoscaling.knative.dev/max-scale: "4"
-    spec:
+{scaling}    spec:
       containers:
         - image: ./app
 ---
 """
+# The Services the bursts go to scale at a concurrency of 1; the others keep one instance (min-scale 1, target
+# 100), so the steady load alone moves no instance count.
+STEADY = """        autoscaling.knative.dev/min-scale: "1"
+"""
+SCALER = """        autoscaling.knative.dev/target: "1"
+        autoscaling.knative.dev/window: "6s"
+        autoscaling.knative.dev/max-scale: "4"
+"""
+SCALERS = 10
 
 WRK_SCRIPT = """
 local hosts = {{}}
@@ -91,7 +97,9 @@ def cpu_ticks(pid: int) -> int:
 def start_daemon(work: Path, services: int) -> tuple[subprocess.Popen[bytes], int, int]:
     (work / "app").mkdir()
     (work / "app" / "main.py").write_text(APP)
-    (work / "services.yaml").write_text("".join(SERVICE.format(name=f"svc-{i:03d}") for i in range(services)))
+    manifests = [SERVICE.format(name=f"svc-{i:03d}", scaling=SCALER if i < SCALERS else STEADY)
+                 for i in range(services)]
+    (work / "services.yaml").write_text("".join(manifests))
     port, api_port = free_port(), free_port()
     daemon = subprocess.Popen(
         [str(BIN / "wisp"), "up", str(work / "services.yaml"), "--port", str(port), "--api-port", str(api_port),
@@ -118,21 +126,20 @@ def start_daemon(work: Path, services: int) -> tuple[subprocess.Popen[bytes], in
     return daemon, port, api_port
 
 
-async def pulses(port: int, services: int, stop: asyncio.Event) -> int:
-    """Bursts of slow requests at four Services at a time, in turn: each scales up, then down a window later."""
+async def pulses(port: int, services: int, every: float, stop: asyncio.Event) -> int:
+    """Every `every` seconds, four slow requests at the next Service in turn: it scales up to about four
+    instances, and down again a stable window (6 s) later."""
     sent = 0
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
         turn = 0
         while not stop.is_set():
-            batch = []
-            for k in range(4):
-                host = f"svc-{(turn * 4 + k) % services:03d}.default.localhost"
-                batch += [client.get(f"http://127.0.0.1:{port}/", params={"ms": "1500"}, headers={"Host": host})
-                          for _ in range(4)]
+            host = f"svc-{turn % min(SCALERS, services):03d}.default.localhost"
+            batch = [client.get(f"http://127.0.0.1:{port}/", params={"ms": "1500"}, headers={"Host": host})
+                     for _ in range(4)]
             turn += 1
             task = asyncio.gather(*batch, return_exceptions=True)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.5)
+                await asyncio.wait_for(stop.wait(), every)
             await task
             sent += len(batch)
     return sent
@@ -142,9 +149,9 @@ async def open_consoles(browser: Browser, api_port: int, count: int, services: i
     pages = []
     for _ in range(count):
         page = await browser.new_page(viewport={"width": 1280, "height": 800})
-        await page.goto(f"http://127.0.0.1:{api_port}/")
+        await page.goto(f"http://127.0.0.1:{api_port}/", timeout=180_000)
         loaded = f"() => document.querySelectorAll('#services-body tr[data-key]').length >= {services}"
-        await page.wait_for_function(loaded, timeout=60_000)
+        await page.wait_for_function(loaded, timeout=180_000)
         pages.append(page)
     return pages
 
@@ -164,7 +171,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def runs(args: argparse.Namespace, pid: int, port: int, api_port: int) -> tuple[list[dict[str, float]], int]:
     stop = asyncio.Event()
-    pulser = asyncio.create_task(pulses(port, args.services, stop))
+    pulser = asyncio.create_task(pulses(port, args.services, args.burst_every, stop))
     results: list[dict[str, float]] = []
     try:
         async with async_playwright() as playwright:
@@ -172,7 +179,11 @@ async def runs(args: argparse.Namespace, pid: int, port: int, api_port: int) -> 
             await asyncio.sleep(args.warmup)
             for run in range(args.runs):
                 baseline = await measure(pid, args.window)
+                print(f"run {run + 1}: daemon CPU without consoles {baseline:.1f} % of a core; opening "
+                      f"{args.consoles} consoles", flush=True)
+                opening = time.monotonic()
                 pages = await open_consoles(browser, api_port, args.consoles, args.services)
+                print(f"run {run + 1}: consoles open in {time.monotonic() - opening:.1f} s", flush=True)
                 await asyncio.sleep(3)
                 for page in pages:
                     await page.evaluate("window.wispConsole.lags.length = 0")
@@ -204,6 +215,7 @@ def main() -> int:
     parser.add_argument("--consoles", type=int, default=10)
     parser.add_argument("--connections", type=int, default=12, help="wrk's keep-alive connections")
     parser.add_argument("--delay-ms", type=int, default=10, help="wrk's pause per request: caps the rate")
+    parser.add_argument("--burst-every", type=float, default=2.0, help="seconds between scale bursts")
     args = parser.parse_args()
     if not 1 <= args.services <= 1000 or not 1 <= args.consoles <= 50:
         parser.error("services in 1..1000, consoles in 1..50")

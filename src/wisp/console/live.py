@@ -172,7 +172,9 @@ class LiveHub:
                     await self._wake.wait()
                 woke = True
             if woke:
-                await asyncio.sleep(self._coalesce)  # a burst of changes goes out as one message
+                # A burst of changes goes out as one message, and a storm of store events costs at most
+                # 1/coalesce looks a second.
+                await asyncio.sleep(self._coalesce)
             self._wake.clear()
             try:
                 active = self._step()

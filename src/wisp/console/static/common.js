@@ -96,7 +96,9 @@ export function feed(url, onMessage) {
     if (status) status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
   };
   source.onerror = async () => {
-    if (status) status.textContent = "reconnecting…";
+    // CLOSED: the server refused the feed (e.g. 404: the object is gone); otherwise the browser reconnects.
+    const closed = source.readyState === EventSource.CLOSED;
+    if (status) status.textContent = closed ? "not live: the feed was refused (reload to retry)" : "reconnecting…";
     const check = await fetch("/ui/api/kinds", { credentials: "same-origin" }).catch(() => null);
     if (check && check.status === 401) { source.close(); signIn(); }
   };
