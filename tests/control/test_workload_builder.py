@@ -365,7 +365,7 @@ def test_workload_spec(manifest_dir: Path, case: SpecCase) -> None:
     pytest.param(revision(volumes=[{"name": "v", "secret": {"secretName": "db"}}]),
                  "spec.volumes: volumes for OCI images are not supported by wisp yet", id="a volume of an OCI image"),
     pytest.param(local(function=True, volumes=[{"name": "v", "secret": {"secretName": "db"}}]),
-                 "spec.volumes: volumes are supported for container instances", id="a volume of a function"),
+                 "spec.volumes: volumes of functions are not supported by wisp yet", id="a volume of a function"),
     pytest.param(local({"image": "./missing", "command": ["run"]}),
                  "spec.containers[0].image: ./missing is not a directory", id="a local image that is not a directory"),
     pytest.param(revision(annotations={WORKLOAD_CLASS_ANNOTATION: "function"}),

@@ -210,8 +210,8 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
     if container.get("volumeMounts") or spec.get("volumes"):
         field = "spec.containers[0].volumeMounts" if container.get("volumeMounts") else "spec.volumes"
         if klass == "function":
-            raise SpecError(f"{field}: volumes are supported for container instances (image: ./dir), not yet for "
-                            "functions; read Secrets and ConfigMaps through env or envFrom instead")
+            raise SpecError(f"{field}: volumes of functions are not supported by wisp yet (container instances "
+                            "of a local directory have them); read Secrets and ConfigMaps through env or envFrom")
         if not _is_local(image):
             raise SpecError(f"{field}: volumes for OCI images are not supported by wisp yet; read Secrets and "
                             "ConfigMaps through env or envFrom instead")
