@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from wisp.serving.revision_runner import free_port
+from wisp.net import free_port
 
 LAUNCH = """
 import sys

@@ -186,8 +186,8 @@ function start() {
     }
     if ("service" in message) showService(message.service);
     addSeries(message.series);
-    const lastDecision = decisions.length ? decisions[decisions.length - 1].t : -Infinity;
-    decisions.push(...message.decisions.filter(d => d.t > lastDecision));
+    const seen = new Set(decisions.map(d => `${d.t}/${d.revision}`));
+    decisions.push(...message.decisions.filter(d => !seen.has(`${d.t}/${d.revision}`)));
     if (decisions.length > 50) decisions.splice(0, decisions.length - 50);
     showDecisions();
     showPods(message.pods);
