@@ -218,7 +218,7 @@ class ServingReconciler:
             bare = instance_env(revision, secrets, config_maps, added, inherited={})
             host_env = frozenset(name for name, value in env.items() if bare.get(name) != value)
             spec = replace(workload_spec(revision, env), host_env=host_env)
-            if spec.workload_class == "container" and spec.directory is not None:
+            if spec.workload_class == "container":
                 volumes, mounts = volume_specs(revision, secrets, config_maps)
                 spec = replace(spec, volumes=volumes, mounts=mounts)
         except (SpecError, VolumeError) as exc:

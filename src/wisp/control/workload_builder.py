@@ -212,9 +212,7 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
         if klass == "function":
             raise SpecError(f"{field}: volumes of functions are not supported by wisp yet (container instances "
                             "of a local directory have them); read Secrets and ConfigMaps through env or envFrom")
-        if not _is_local(image):
-            raise SpecError(f"{field}: volumes for OCI images are not supported by wisp yet; read Secrets and "
-                            "ConfigMaps through env or envFrom instead")
+
     directory: Path | None = None
     if _is_local(image):
         base = Path(annotations.get(MANIFEST_DIR_ANNOTATION, "."))

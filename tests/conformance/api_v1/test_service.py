@@ -1,16 +1,13 @@
 """knative/serving test/conformance/api/v1/service_test.go, through wisp's Kubernetes API.
 
 Left out (docs/conformance.md): TestServiceCreateWithMultipleContainers (one container per Revision);
-TestServiceCreateWithEmptyDir runs for local processes only (OCI images' volumes are not yet supported). The
-serving.knative.dev/creator and lastModifier annotations upstream's
+The serving.knative.dev/creator and lastModifier annotations upstream's
 validateAnnotations also checks are not set by wisp."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conformance.api_v1.kube import (
     Kube,
@@ -168,7 +165,6 @@ async def test_label_propagation(tmp_path: Path, target: Target) -> None:
     await _propagation(tmp_path, target, "labels")
 
 
-@pytest.mark.parametrize("target", ["process"], indirect=True)
 async def test_service_create_with_empty_dir(tmp_path: Path, target: Target) -> None:
     async with conformance_daemon(tmp_path, target) as h:
         kube = Kube(h)

@@ -1,13 +1,11 @@
 """knative/serving test/conformance/api/v1/volumes_test.go: ConfigMap, Secret and projected volumes show their
-data at the mountPath. Local-process instances (in their sandbox); OCI images' volumes are not yet supported
-(docs/conformance.md). TestProjectedServiceAccountToken is n/a: no API server issues tokens on one machine."""
+data at the mountPath: a local process in its sandbox, an OCI container through the engine's -v.
+TestProjectedServiceAccountToken is n/a: no API server issues tokens on one machine."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conformance.api_v1.kube import Kube, latest_revision_is, validate_control_plane
 from tests.conformance.conftest import Target, conformance_daemon, knative_service
@@ -16,7 +14,6 @@ from wisp.types import Resource
 
 HELLO_VOLUME_PATH = "/hello/world"  # upstream's test.HelloVolumePath
 MOUNT = "/hello"
-pytestmark = pytest.mark.parametrize("target", ["process"], indirect=True)
 
 
 def config_map(name: str, data: dict[str, str]) -> Resource:

@@ -17,7 +17,7 @@ def make_runtime(spec: WorkloadSpec, envs: ProjectEnvs | None = None,
                  engines: ContainerEngines | None = None, volume_root: Path | None = None) -> Runtime:
     """The runtime for a revision's workload class and image (local directory or OCI reference): a function
     gets its project's environment from `envs`; an OCI image runs through `engines`, the daemon's container
-    engine; a local process's volumes are written under `volume_root`."""
+    engine; a container's volumes are written under `volume_root`."""
     if spec.workload_class == "function":
         return FunctionRuntime(spec, project_envs=envs)
     if spec.directory is not None:
@@ -25,7 +25,7 @@ def make_runtime(spec: WorkloadSpec, envs: ProjectEnvs | None = None,
     if engines is None:
         raise ValueError(f"revision {spec.revision}: image {spec.image} is an OCI image: make_runtime needs the "
                          "daemon's ContainerEngines")
-    return OciRuntime(spec, engines)
+    return OciRuntime(spec, engines, volume_root)
 
 
 __all__ = ["ContainerEngines", "Instance", "OciOptions", "Probe", "ProjectEnvs", "Runtime", "WorkloadError",

@@ -22,9 +22,11 @@ import json
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from wisp.serving.workloads import volumes
 from wisp.serving.workloads.container import start_logged
 from wisp.serving.workloads.oci_engine import (
     DAEMON_LABEL,
@@ -81,7 +83,7 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
 
 
 def run_argv(engine: Engine, image: ImageInfo, spec: WorkloadSpec, name: str, labels: dict[str, str],
-             env_file: Path, by_name: list[str]) -> list[str]:
+             env_file: Path, by_name: list[str], volume_root: Path | None = None) -> list[str]:
     """`<engine> run` for one instance. Kubernetes' rules for command and args: `command` replaces the image's
     entrypoint (and with it the image's cmd), `args` replace the cmd."""
     oci = spec.oci
@@ -107,6 +109,8 @@ def run_argv(engine: Engine, image: ImageInfo, spec: WorkloadSpec, name: str, la
         argv.append(f"--cpus={oci.cpu_limit_millis / 1000:g}")
     if oci.cpu_request_millis is not None:
         argv.append(f"--cpu-shares={max(2, oci.cpu_request_millis * 1024 // 1000)}")  # the kubelet's conversion
+    if spec.mounts and volume_root is not None:
+        argv += volumes.engine_args(volume_root, spec.volumes, spec.mounts)
     argv += [f"--cap-drop={cap}" for cap in oci.cap_drop]
     argv += [f"--cap-add={cap}" for cap in oci.cap_add]
     if spec.command:
@@ -208,9 +212,11 @@ class OciRuntime:
     pull policy (a failure is the Revision's: Ready=False with the engine's message); each instance then runs
     exactly that image, by id."""
 
-    def __init__(self, spec: WorkloadSpec, engines: ContainerEngines) -> None:
+    def __init__(self, spec: WorkloadSpec, engines: ContainerEngines, volume_root: Path | None = None) -> None:
         self.spec = spec
         self.engines = engines
+        # Its Secret/ConfigMap volumes' files (volumes.py), bound into each container with the engine's -v.
+        self._volumes = None if volume_root is None else volume_root / spec.namespace / spec.revision
         self.engine: Engine | None = None
         self.image: ImageInfo | None = None
         self.fastest_start: float | None = None  # spawn → ready, seconds, of this revision's instances
@@ -235,6 +241,15 @@ class OciRuntime:
         image = await resolve_image(engine, spec.image, spec.oci.pull_policy, spec.oci.pinned)
         check_non_root(spec, image)
         self.engine, self.image = engine, image
+        if spec.volumes and self._volumes is not None:
+            await asyncio.to_thread(volumes.sync, self._volumes, spec.volumes, time.time())
+
+    async def update_volumes(self, spec: WorkloadSpec) -> list[str]:
+        """New Secret/ConfigMap contents, swapped in under the running containers (the bound directory)."""
+        self.spec = spec
+        if not spec.volumes or self._volumes is None:
+            return []
+        return await asyncio.to_thread(volumes.sync, self._volumes, spec.volumes, time.time())
 
     async def spawn(self, name: str, port: int, log_path: Path) -> OciInstance:
         engine, image, spec = self.engine, self.image, self.spec
@@ -246,7 +261,7 @@ class OciRuntime:
         write_env_file(env_file, by_file)
         labels = {DAEMON_LABEL: self.engines.label, REVISION_LABEL: f"{spec.namespace}/{spec.revision}",
                   INSTANCE_LABEL: name, IMAGE_LABEL: spec.image}
-        argv = run_argv(engine, image, spec, container, labels, env_file, list(by_name))
+        argv = run_argv(engine, image, spec, container, labels, env_file, list(by_name), self._volumes)
         spawned_at = asyncio.get_running_loop().time()
         try:
             # No parent-death signal: killing the client would not stop the container (conmon keeps it), and a
@@ -260,4 +275,6 @@ class OciRuntime:
                            self._started)
 
     async def stop(self) -> None:
-        """Instances are removed by `run --rm` when they stop (or by `rm -f` when killed)."""
+        """Instances are removed by `run --rm` when they stop (or by `rm -f` when killed); the volumes' files go."""
+        if self._volumes is not None and self.spec.volumes:
+            await asyncio.to_thread(volumes.remove, self._volumes)

@@ -144,3 +144,23 @@ def mount_args(root: Path, volumes: tuple[Volume, ...], mounts: tuple[Mount, ...
             source = (source / mount.sub_path).resolve()  # the file as it is now: a subPath gets no updates
         args += ["--ro-bind" if mount.read_only else "--bind", str(source), mount.mount_path]
     return args
+
+
+def engine_args(root: Path, volumes: tuple[Volume, ...], mounts: tuple[Mount, ...]) -> list[str]:
+    """The container engine's flags for the same mounts: `-v` of the volume's directory (or one file of it for
+    a subPath), read-only unless asked otherwise, and `--tmpfs` of its size for an emptyDir."""
+    by_name = {v.name: v for v in volumes}
+    args: list[str] = []
+    for mount in sorted(mounts, key=lambda m: m.mount_path.count("/")):
+        volume = by_name[mount.volume]
+        if volume.kind == "emptyDir":
+            options = ["rw" if not mount.read_only else "ro", "mode=1777"]
+            if volume.size_limit is not None:
+                options.append(f"size={volume.size_limit}")
+            args.append(f"--tmpfs={mount.mount_path}:{','.join(options)}")
+            continue
+        source = root / volume.name
+        if mount.sub_path:
+            source = (source / mount.sub_path).resolve()
+        args.append(f"--volume={source}:{mount.mount_path}:{'ro' if mount.read_only else 'rw'}")
+    return args
