@@ -182,6 +182,13 @@ async def test_services_list_shows_the_service_and_instances_rise_and_fall_live(
     assert await page.evaluate("window.__sameDocument") is True  # no reload happened
     await screenshot(page, "services.png")
     await assert_no_markup_ran(page)
+    # Keyboard only: Tab from the top reaches the Service's link, Enter opens its page.
+    for _ in range(20):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement.classList.contains('name')"):
+            break
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/ui/services/default/echo")
     await page.close()
 
 
