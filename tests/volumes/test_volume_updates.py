@@ -80,3 +80,18 @@ async def test_a_mount_point_that_would_be_made_on_the_host_is_refused(tmp_path:
         ready = get_condition(revision, "Ready")
         assert ready is not None and "would create it in the host's /etc" in ready["message"], ready
         assert not await asyncio.to_thread(Path("/etc/wisp-test-no-such-dir").exists)
+
+
+async def test_a_sandboxed_instance_whose_code_is_under_tmp_still_finds_it(tmp_path: Path) -> None:
+    # The sandbox has its own /tmp; a code directory under the host's /tmp is bound back in.
+    assert tmp_path.parts[1] == "tmp" or not str(tmp_path).startswith("/tmp")
+    code = tmp_path / "app"
+    code.mkdir()
+    await asyncio.to_thread((code / "runtime.py").write_text, (APP_DIR / "runtime.py").read_text())
+    container = {"image": str(code), "command": ["python3", "runtime.py"],
+                 "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(knative_service("vol", container, spec={"volumes": [{"name": "scratch", "emptyDir": {}}]}))
+        await h.ready("vol")
+        info = (await h.request("vol.default.localhost", "/")).json()
+        assert info["host"]["user"]["cwd"] == {"directory": str(code)}

@@ -202,8 +202,9 @@ class ProcessRuntime:
         guard = True
         if self.sandboxed:
             root = self._volumes or Path("/nonexistent")
+            keep = [p for p in (spec.directory, self._cwd) if p is not None]
             argv = sandbox.wrap(argv, mounts=volumes.mount_args(root, spec.volumes, spec.mounts), chdir=self._chdir,
-                                user=spec.run_as_user, group=spec.run_as_group)
+                                user=spec.run_as_user, group=spec.run_as_group, keep=keep)
             guard = False  # bwrap's --die-with-parent stands in for setpriv's parent-death signal
         cgroup = None
         found = cgroups.hierarchy() if spec.limits.any else None

@@ -58,8 +58,9 @@ def _root_args() -> list[str]:
 
 
 def wrap(argv: Sequence[str], *, mounts: Sequence[str] = (), chdir: str | None = None,
-         user: int | None = None, group: int | None = None) -> list[str]:
-    """`argv` run inside a fresh sandbox with the given bwrap mount arguments, working directory and user."""
+         user: int | None = None, group: int | None = None, keep: Sequence[Path] = ()) -> list[str]:
+    """`argv` run inside a fresh sandbox with the given bwrap mount arguments, working directory and user.
+    `keep`: host paths the instance needs (its code directory) that would be hidden by the sandbox's own /tmp."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise FileNotFoundError(2, "No such file or directory", "bwrap")
@@ -70,7 +71,11 @@ def wrap(argv: Sequence[str], *, mounts: Sequence[str] = (), chdir: str | None =
                f"--regid={group if group is not None else os.getegid()}", "--clear-groups"]
         command = [setpriv, *ids, "--", *command]
     where = ["--chdir", chdir] if chdir else []
-    return [bwrap, *_root_args(), *mounts, *where, "--", *command]
+    kept: list[str] = []
+    for path in keep:
+        if path.is_absolute() and path.parts[1:2] == ("tmp",):
+            kept += ["--bind", str(path), str(path)]  # made inside the sandbox's /tmp, not the host's
+    return [bwrap, *_root_args(), *kept, *mounts, *where, "--", *command]
 
 
 def absolute_working_dir(working_dir: str | None, code_dir: Path | None) -> tuple[Path | None, str | None]:
