@@ -8,6 +8,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.conformance.conftest import APP_DIR, knative_service
 from tests.serving.harness import Harness, running_daemon
 from wisp.api import kinds as k
@@ -95,3 +97,20 @@ async def test_a_sandboxed_instance_whose_code_is_under_tmp_still_finds_it(tmp_p
         await h.ready("vol")
         info = (await h.request("vol.default.localhost", "/")).json()
         assert info["host"]["user"]["cwd"] == {"directory": str(code)}
+
+
+async def test_an_exec_probe_of_a_sandboxed_instance_sees_its_volumes(tmp_path: Path) -> None:
+    container = {"image": str(APP_DIR), "command": COMMAND,
+                 "volumeMounts": [{"name": "cfg", "mountPath": "/wisp-test-probe-cfg"}],
+                 "readinessProbe": {"exec": {"command": ["test", "-f", "/wisp-test-probe-cfg/mode"]}},
+                 "livenessProbe": {"exec": {"command": ["test", "-f", "/wisp-test-probe-cfg/mode"]},
+                                   "periodSeconds": 1, "failureThreshold": 1}}
+    volumes = {"volumes": [{"name": "cfg", "configMap": {"name": "settings"}}]}
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(config_map({"mode": "fast"}), knative_service("vol", container, spec=volumes))
+        await h.ready("vol")  # the probe ran inside the sandbox: /wisp-test-probe-cfg exists only there
+        # A negative check needs a span of time: two liveness periods pass without a restart.
+        await asyncio.sleep(2.5)
+        async with httpx.AsyncClient(base_url=h.api) as api:
+            pods = (await api.get("/api/v1/namespaces/default/pods")).json()["items"]
+        assert [p["status"]["containerStatuses"][0]["restartCount"] for p in pods] == [0]

@@ -35,6 +35,8 @@ class ProcessInstance:
         self.exited: asyncio.Future[int] = asyncio.ensure_future(proc.wait())
         self.exited.add_done_callback(lambda _: self._signal_group(signal.SIGKILL))  # no stragglers
         self.cgroup = cgroup
+        self.sandboxed = False  # set by the runtime when the process runs in its bwrap sandbox
+        self.cwd: Path | None = None
         self._oom_killed = False
         if cgroup is not None:
             self.exited.add_done_callback(self._leave_cgroup)
@@ -56,8 +58,14 @@ class ProcessInstance:
         await wait_ready(what, self.port, self.spec.probe, self.exited, self.log_path, timeout, instance=self)
 
     async def run_command(self, command: Sequence[str], timeout: float) -> int:
-        """An exec probe's command, in the instance's directory and environment; killed after `timeout`."""
-        return await run_probe_command(command, timeout, self.spec.directory, self.env)
+        """An exec probe's command, in the instance's directory and environment (and, for a sandboxed instance,
+        in its mount namespace: it sees the instance's volumes and /tmp); killed after `timeout`."""
+        argv = list(command)
+        if self.sandboxed and _NSENTER is not None and os.geteuid() == 0:
+            inside = _sandboxed_child(self.pid)
+            if inside is not None:
+                argv = [_NSENTER, f"--target={inside}", "--mount", "--", *argv]
+        return await run_probe_command(argv, timeout, self.cwd or self.spec.directory, self.env)
 
     async def terminate(self, grace: float) -> None:
         """SIGTERM to the group (the process drains), then SIGKILL after `grace` seconds."""
@@ -86,6 +94,18 @@ def _orphan_guarded(argv: list[str], cwd: Path | None, env: dict[str, str]) -> l
     if not found:
         raise FileNotFoundError(2, "No such file or directory", program)
     return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+
+
+_NSENTER = shutil.which("nsenter") if sys.platform == "linux" else None
+
+
+def _sandboxed_child(pid: int) -> int | None:
+    """The process bwrap runs inside the sandbox's mount namespace: its child (bwrap itself stays outside)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
 
 
 async def run_probe_command(command: Sequence[str], timeout: float, cwd: Path | None, env: dict[str, str]) -> int:
@@ -228,7 +248,9 @@ class ProcessRuntime:
             if cgroup is not None:
                 cgroup.remove()
             raise
-        return ProcessInstance(name, port, proc, log_path, spec, env, cgroup)
+        instance = ProcessInstance(name, port, proc, log_path, spec, env, cgroup)
+        instance.sandboxed, instance.cwd = self.sandboxed, self._cwd
+        return instance
 
     async def stop(self) -> None:
         """Nothing is shared between a container revision's instances but its volumes' files."""
