@@ -36,6 +36,7 @@ from wisp.control.api import VirtualKinds, build_api
 from wisp.control.conditions import get_condition
 from wisp.control.controller import Controller, Enqueue
 from wisp.control.eventing.assembly import Eventing
+from wisp.control.host_check import LoopbackHostOnly
 from wisp.control.k8s_surface import KubernetesSurface
 from wisp.control.kafka_cluster import KafkaCluster
 from wisp.control.serving import ServingReconciler
@@ -239,7 +240,9 @@ class Daemon:
                             [*self.obs.routes(), *self.console.routes(), *self.kube.routes()],
                             ingest_token=self._ingest_token)
         await self.console.start()
-        api = _Server(self.console.gate(self.kube.wrap(api_app), token), self._api_sock, 5)
+        api_asgi = self.console.gate(self.kube.wrap(api_app), token)
+        # Without a token only loopback names are served (a DNS-rebound page must not reach the API).
+        api = _Server(api_asgi if token else LoopbackHostOnly(api_asgi), self._api_sock, 5)
         # The ingress also speaks HTTP/2 over cleartext (prior knowledge and Upgrade: h2c): gRPC clients.
         ingress = _Server(ingress_app, self._ingress_sock, 30, http=H2cOrHttp1Protocol)
         for server in (api, ingress):
