@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 
 from tests.conformance.conftest import APP_DIR, knative_service
-from tests.serving.harness import running_daemon
+from tests.serving.harness import running_daemon, service, write_function
+from wisp.api import kinds as k
 
 COMMAND = ["python3", "runtime.py"]
 
@@ -88,3 +89,27 @@ async def test_an_exec_liveness_probe_restarts_the_container_in_place(tmp_path: 
         after = await pods(api, "live-")
         assert [p["metadata"]["name"] for p in after] == [p["metadata"]["name"] for p in first]  # the same pod
         assert (await h.request("live.default.localhost", "/healthz/livenessCounter")).status_code == 200
+
+
+async def test_a_function_instance_runs_its_exec_readiness_probe(tmp_path: Path) -> None:
+    code = write_function(tmp_path / "fn", """
+        import wisp
+
+        @wisp.http
+        def handle(request):
+            return "hello"
+    """)
+    flag = tmp_path / "ready-flag"
+    probe = {"exec": {"command": ["test", "-f", str(flag)]}}
+    async with running_daemon(tmp_path / "state") as h:
+        h.apply(service("fn", code, container={"readinessProbe": probe}))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 3
+        while loop.time() < deadline:  # not ready while the command fails (the TCP probe would have passed)
+            svc = h.daemon.store.get(k.SERVICE, "default", "fn")
+            ready = [c for c in (svc or {}).get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+            assert not ready or ready[0]["status"] != "True"
+            await asyncio.sleep(0.2)
+        await asyncio.to_thread(flag.touch)
+        await h.ready("fn", timeout=30)
+        assert (await h.request("fn.default.localhost")).text == "hello"

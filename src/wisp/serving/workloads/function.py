@@ -11,11 +11,12 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from wisp.serving.workloads.backoff import Backoff
+from wisp.serving.workloads.container import run_probe_command
 from wisp.serving.workloads.probe import wait_ready
 from wisp.serving.workloads.project_env import MACHINERY_PATH_ENV, ProjectEnvs, machinery_path
 from wisp.serving.workloads.stopping import terminate_then_kill
@@ -55,7 +56,13 @@ class FunctionInstance:
     async def wait_ready(self, timeout: float) -> None:
         what = f"instance {self.name}"
         await wait_ready(what, self.port, self.spec.probe, self.exited, self.log_path, timeout,
-                         wake=self.listening)
+                         wake=self.listening, instance=self)
+
+    async def run_command(self, command: Sequence[str], timeout: float) -> int:
+        """An exec probe's command, in the function's directory with the instance's environment."""
+        env = {**self.spec.env, "PORT": str(self.port)}
+        env.setdefault("PATH", os.environ.get("PATH", os.defpath))
+        return await run_probe_command(command, timeout, self.spec.directory, env)
 
     async def terminate(self, grace: float) -> None:
         await terminate_then_kill(self._signal, self.exited, grace)
