@@ -48,7 +48,9 @@ async def test_custom_resources_limits(tmp_path: Path, target: Target) -> None:
                       for s in await statuses()):
             assert loop.time() < deadline, await statuses()
             await asyncio.sleep(0.2)
-        assert [s["restartCount"] for s in await statuses()] == [1]
+        # At least one restart: under load the ingress may send the failed request once more (a connection reset
+        # before any answer counts as unreachable), and the restarted container is killed a second time.
+        assert [s["restartCount"] >= 1 for s in await statuses()] == [True]
         events = (await api.get("/api/v1/namespaces/default/events")).json()["items"]
         assert any(e["type"] == "Warning" and e["reason"] == "OOMKilled" and e["involvedObject"]["kind"] == "Pod"
                    for e in events), events
