@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,10 +98,26 @@ class InstanceCgroup:
                         return True
         return False
 
-    def remove(self) -> None:
-        for directory in self.dirs:
+    def kill_all(self) -> None:
+        """SIGKILL whatever is still in the cgroup (a process that left the instance's process group), as the
+        kubelet stops every process of a container."""
+        for procs in self.procs_files:
             with contextlib.suppress(OSError):
+                for pid in procs.read_text().split():
+                    with contextlib.suppress(OSError):
+                        os.kill(int(pid), signal.SIGKILL)
+
+    def remove(self) -> bool:
+        """Remove the cgroup(s); False while one still holds a process that is exiting (try again shortly)."""
+        gone = True
+        for directory in self.dirs:
+            try:
                 directory.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                gone = False
+        return gone
 
 
 def unavailable(limits: Limits, found: Hierarchy | None) -> str | None:

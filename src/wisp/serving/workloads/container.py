@@ -18,6 +18,8 @@ from wisp.serving.workloads.probe import wait_ready
 from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import WorkloadError, WorkloadSpec
 
+CGROUP_REMOVE_TRIES, CGROUP_REMOVE_DELAY = 20, 0.05
+
 
 class ProcessInstance:
     """A container instance: one process, leader of its own process group (signalled as a group)."""
@@ -44,7 +46,14 @@ class ProcessInstance:
     def _leave_cgroup(self, _: object) -> None:
         assert self.cgroup is not None
         self._oom_killed = self.cgroup.oom_killed()
-        self.cgroup.remove()
+        self.cgroup.kill_all()
+        self._remove_cgroup(tries=CGROUP_REMOVE_TRIES)
+
+    def _remove_cgroup(self, tries: int) -> None:
+        # A killed process leaves its cgroup a moment after the leader's exit is seen: retry a few times.
+        assert self.cgroup is not None
+        if not self.cgroup.remove() and tries > 1:
+            asyncio.get_running_loop().call_later(CGROUP_REMOVE_DELAY, self._remove_cgroup, tries - 1)
 
     def oom_killed(self) -> bool:
         """Whether the kernel killed the instance for going over its memory limit (known once it has exited)."""
