@@ -91,3 +91,82 @@ def relabelled(revision: Resource, routes: set[str], now: float) -> Resource | N
     if new_labels == labels and new_annotations == annotations:
         return None
     return {**revision, "metadata": {**meta, "labels": new_labels, "annotations": new_annotations}}
+
+
+def referenced(route: Resource) -> tuple[set[str], set[str]]:
+    """The Configuration and Revision names a Route's traffic names, in its spec and its status: what its
+    reconcile reads, and whose change may change it."""
+    name = route["metadata"]["name"]
+    configurations: set[str] = set()
+    revisions: set[str] = set()
+    for entry in [*(route.get("status", {}).get("traffic") or []), *(route.get("spec", {}).get("traffic") or [])]:
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("revisionName"):
+            revisions.add(str(entry["revisionName"]))
+        if entry.get("latestRevision"):
+            # Both readings: resolve_traffic takes a present-but-empty name as it is, targets_of falls back.
+            configurations.add(str(entry.get("configurationName", name)))
+            configurations.add(str(entry.get("configurationName") or name))
+    return configurations, revisions
+
+
+class RouteIndex:
+    """Which Routes name which Configurations and Revisions (from the Routes' store events), and which
+    Revisions each Route targets (as last labelled), per namespace: a change then touches only the Routes
+    and Revisions it concerns, not every one in the namespace. A namespace is loaded from the store once."""
+
+    def __init__(self) -> None:
+        self.refs_loaded: set[str] = set()
+        self.targets_loaded: set[str] = set()
+        self._refs: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+        self._by_configuration: dict[tuple[str, str], set[str]] = {}
+        self._by_revision: dict[tuple[str, str], set[str]] = {}
+        self._targets: dict[tuple[str, str], set[str]] = {}
+        self._by_target: dict[tuple[str, str], set[str]] = {}
+
+    # -- what each Route names -------------------------------------------------------------------
+    def set_refs(self, namespace: str, route: str, configurations: set[str], revisions: set[str]) -> None:
+        self.drop_refs(namespace, route)
+        self._refs[(namespace, route)] = (configurations, revisions)
+        for name in configurations:
+            self._by_configuration.setdefault((namespace, name), set()).add(route)
+        for name in revisions:
+            self._by_revision.setdefault((namespace, name), set()).add(route)
+
+    def drop_refs(self, namespace: str, route: str) -> None:
+        configurations, revisions = self._refs.pop((namespace, route), (set(), set()))
+        _unlink(self._by_configuration, namespace, configurations, route)
+        _unlink(self._by_revision, namespace, revisions, route)
+
+    def routes_naming(self, namespace: str, configurations: Iterable[str], revisions: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        for name in configurations:
+            out |= self._by_configuration.get((namespace, name), set())
+        for name in revisions:
+            out |= self._by_revision.get((namespace, name), set())
+        return out
+
+    # -- what each Route targets -----------------------------------------------------------------
+    def set_targets(self, namespace: str, route: str, revisions: set[str]) -> set[str]:
+        """Record what the Route targets now; returns what it targeted before."""
+        previous = self._targets.pop((namespace, route), set())
+        _unlink(self._by_target, namespace, previous, route)
+        if revisions:
+            self._targets[(namespace, route)] = set(revisions)
+            for name in revisions:
+                self._by_target.setdefault((namespace, name), set()).add(route)
+        return previous
+
+    def targeting(self, namespace: str, revision: str) -> set[str]:
+        """The names of the Routes that target the Revision."""
+        return set(self._by_target.get((namespace, revision), set()))
+
+
+def _unlink(index: dict[tuple[str, str], set[str]], namespace: str, names: Iterable[str], route: str) -> None:
+    for name in names:
+        routes = index.get((namespace, name))
+        if routes is not None:
+            routes.discard(route)
+            if not routes:
+                del index[(namespace, name)]

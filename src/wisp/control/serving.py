@@ -109,6 +109,9 @@ class ServingReconciler:
         self.network = network
         self.clock = clock
         self.extra_env = extra_env
+        # Kept from the store events this reconciler sees and the Routes it reconciles, so that a change costs
+        # work for what it concerns only, not for every Service of its namespace.
+        self.index = rs.RouteIndex()
 
     # -- dispatch --------------------------------------------------------------------------------
     async def reconcile(self, kind: Kind, namespace: str, name: str) -> None:
@@ -129,7 +132,7 @@ class ServingReconciler:
         elif kind is k.ROUTE:
             self.routing.set_hosts(("Route", namespace, name), {})
             self.routing.clear_unavailable(("Route", namespace, name))
-            self._sync_routing_states(namespace)  # what only it targeted is reserve now
+            self._sync_routing_states(namespace, name)  # what only it targeted is reserve now
         elif kind is k.DOMAIN_MAPPING:
             self.routing.set_aliases(("DomainMapping", namespace, name), {})
 
@@ -138,8 +141,23 @@ class ServingReconciler:
         resource = event.resource
         if kind in (k.REVISION, k.CONFIGURATION, k.ROUTE):
             yield from owner_keys(resource, _BY_NAME.get)
+        if kind is k.ROUTE:
+            self._load_refs(namespace)
+            if event.type == "DELETED":
+                self.index.drop_refs(namespace, event.key[2])
+            else:
+                self.index.set_refs(namespace, event.key[2], *rs.referenced(resource))
         if kind in (k.REVISION, k.CONFIGURATION):
-            yield from keys_of(k.ROUTE, self.store.list(k.ROUTE, namespace))
+            # Only the Routes whose traffic names it: by name, or through the Revision's Configuration.
+            self._load_refs(namespace)
+            configurations = {event.key[2]} if kind is k.CONFIGURATION else set()
+            revisions = {event.key[2]} if kind is k.REVISION else set()
+            if kind is k.REVISION:
+                owner = (resource["metadata"].get("labels") or {}).get(CONFIGURATION_LABEL)
+                if isinstance(owner, str):
+                    configurations.add(owner)
+            for route in sorted(self.index.routes_naming(namespace, configurations, revisions)):
+                yield (k.ROUTE, namespace, route)
         if kind in (k.ROUTE, k.SERVICE):
             yield from keys_of(k.DOMAIN_MAPPING, self.store.list(k.DOMAIN_MAPPING, namespace))
         if kind is k.CONFIG_MAP and namespace == SYSTEM_NAMESPACE:
@@ -193,7 +211,9 @@ class ServingReconciler:
                              {"observedGeneration": meta["generation"]},
                              [Condition.false("Ready", "RevisionNameTaken", message)])
             return
-        revisions = [r for r in self.store.list(k.REVISION, namespace)
+        # The status reads the readiness of two revisions only: the latest created and the previous latest ready.
+        previous_ready = configuration.get("status", {}).get("latestReadyRevisionName")
+        revisions = [r for r in self._get_all(k.REVISION, namespace, {name, previous_ready} - {None, ""})
                      if r["metadata"].get("labels", {}).get(CONFIGURATION_LABEL) == meta["name"]]
         latest = self.store.get(k.REVISION, namespace, name)
         status, conditions = b.configuration_status(configuration, latest, revisions)
@@ -258,8 +278,9 @@ class ServingReconciler:
     async def _route(self, route: Resource) -> None:
         meta = route["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        configurations = {c["metadata"]["name"]: c for c in self.store.list(k.CONFIGURATION, namespace)}
-        revisions = {r["metadata"]["name"]: r for r in self.store.list(k.REVISION, namespace)}
+        config_names, revision_names = rs.referenced(route)
+        configurations = {c["metadata"]["name"]: c for c in self._get_all(k.CONFIGURATION, namespace, config_names)}
+        revisions = {r["metadata"]["name"]: r for r in self._get_all(k.REVISION, namespace, revision_names)}
         targets, assigned = b.resolve_traffic(route, configurations, revisions)
         status: dict[str, Any] = {"observedGeneration": meta["generation"]}
         local = meta.get("labels", {}).get(VISIBILITY_LABEL) == "cluster-local"
@@ -285,7 +306,7 @@ class ServingReconciler:
                       Condition("CertificateProvisioned", "True", "TLSNotEnabled",
                                 "autoTLS is not enabled")]
         self._put_status(k.ROUTE, route, status, conditions)
-        self._sync_routing_states(namespace)
+        self._sync_routing_states(namespace, name)
 
     def _hosts(self, route: Resource, targets: list[b.ResolvedTarget], local: bool) -> dict[str, RouteEntry]:
         meta = route["metadata"]
@@ -307,18 +328,50 @@ class ServingReconciler:
         return hosts
 
     # -- routing state (Knative's labeler) ----------------------------------------------------------
-    def _routes_by_revision(self, namespace: str) -> dict[str, set[str]]:
-        configurations = {c["metadata"]["name"]: c for c in self.store.list(k.CONFIGURATION, namespace)}
-        return rs.routes_by_revision(self.store.list(k.ROUTE, namespace), configurations)
+    def _get_all(self, kind: Kind, namespace: str, names: Iterable[object]) -> list[Resource]:
+        found = (self.store.get(kind, namespace, name) for name in sorted(str(n) for n in names))
+        return [resource for resource in found if resource is not None]
 
-    def _sync_routing_states(self, namespace: str) -> None:
-        """Label every Revision of the namespace with the routing state the stored Routes give it; a Revision
-        whose state changes is reconciled again (the data plane hears whether it is reachable)."""
-        targeted = self._routes_by_revision(namespace)
+    def _load_refs(self, namespace: str) -> None:
+        """What each Route of the namespace names, read once; store events keep it from then on."""
+        if namespace in self.index.refs_loaded:
+            return
+        self.index.refs_loaded.add(namespace)
+        for route in self.store.list(k.ROUTE, namespace):
+            self.index.set_refs(namespace, route["metadata"]["name"], *rs.referenced(route))
+
+    def _load_targets(self, namespace: str) -> None:
+        """What each Route of the namespace targets, once, and every Revision labelled to match (a state dir
+        from before, or Routes deleted while the daemon was down); from then on a Route's reconcile relabels
+        what it targeted before and what it targets now."""
+        if namespace in self.index.targets_loaded:
+            return
+        self.index.targets_loaded.add(namespace)
+        configurations = {c["metadata"]["name"]: c for c in self.store.list(k.CONFIGURATION, namespace)}
+        for route in self.store.list(k.ROUTE, namespace):
+            self.index.set_targets(namespace, route["metadata"]["name"], rs.targets_of(route, configurations))
+        self._relabel(namespace, self.store.list(k.REVISION, namespace))
+
+    def _sync_routing_states(self, namespace: str, route_name: str) -> None:
+        """Label the Revisions the stored Route targeted before or targets now with the routing state the Routes
+        give them; a Revision whose state changes is reconciled again (the data plane hears whether it is
+        reachable)."""
+        self._load_targets(namespace)
+        route = self.store.get(k.ROUTE, namespace, route_name)
+        now_targeted: set[str] = set()
+        if route is not None:
+            configurations = {c["metadata"]["name"]: c
+                              for c in self._get_all(k.CONFIGURATION, namespace, rs.referenced(route)[0])}
+            now_targeted = rs.targets_of(route, configurations)
+        before = self.index.set_targets(namespace, route_name, now_targeted)
+        self._relabel(namespace, self._get_all(k.REVISION, namespace, before | now_targeted))
+
+    def _relabel(self, namespace: str, revisions: Iterable[Resource]) -> None:
         now = self.clock()
         changed = []
-        for revision in self.store.list(k.REVISION, namespace):
-            updated = rs.relabelled(revision, targeted.get(revision["metadata"]["name"], set()), now)
+        for revision in revisions:
+            routes = self.index.targeting(namespace, revision["metadata"]["name"])
+            updated = rs.relabelled(revision, routes, now)
             if updated is not None:
                 changed.append((k.REVISION, updated))
         if changed:
@@ -330,11 +383,12 @@ class ServingReconciler:
         state = rs.state_of(revision)
         if state is None:
             meta = revision["metadata"]
-            targeted = self._routes_by_revision(meta["namespace"]).get(meta["name"], set())
-            updated = rs.relabelled(revision, targeted, self.clock())
+            self._load_targets(meta["namespace"])
+            current = self.store.get(k.REVISION, meta["namespace"], meta["name"]) or revision
+            updated = rs.relabelled(current, self.index.targeting(meta["namespace"], meta["name"]), self.clock())
             if updated is not None:
                 self.store.apply([(k.REVISION, updated)])
-                state = rs.state_of(updated)
+            state = rs.state_of(updated or current)
         return state
 
     # -- DomainMapping ---------------------------------------------------------------------------

@@ -1,0 +1,133 @@
+"""The serving reconciler's work for one change does not grow with the number of unrelated Services in the
+namespace: a Revision or Configuration change reconciles only the Routes that name it, and a Route's reconcile
+reads only the Configurations and Revisions its traffic names. Counted, not timed: reconciles, and the objects
+the store decodes for the serving kinds. The controller and the store are real; the runtime is a fake."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.serving.test_idle_ticks import Clock, FakeRuntime
+from wisp.api import kinds as k
+from wisp.api.kinds import Kind
+from wisp.control import routing_state as rs
+from wisp.control.admission import apply_manifests
+from wisp.control.conditions import is_ready
+from wisp.control.controller import Controller
+from wisp.control.serving import ServingReconciler
+from wisp.control.serving_builders import Network
+from wisp.serving.dataplane import DataPlane
+from wisp.serving.instance_limit import InstanceBudget, MachineLimit
+from wisp.serving.routing import RoutingTable
+from wisp.store import Store
+from wisp.types import Resource
+
+pytestmark = pytest.mark.timeout(240)
+SERVING = (k.SERVICE, k.CONFIGURATION, k.REVISION, k.ROUTE)
+
+
+class CountingStore(Store):
+    """The real store, counting the serving objects it decodes (a `get` decodes one, a `list` every row)."""
+
+    decoded: Counter[str]
+    lists: Counter[str]
+
+    def get(self, kind: Kind, namespace: str, name: str) -> Resource | None:
+        found = super().get(kind, namespace, name)
+        if kind in SERVING and found is not None:
+            self.decoded[kind.kind] += 1
+        return found
+
+    def list(self, kind: Kind, namespace: str | None = None) -> list[Resource]:  # type: ignore[override]
+        found = super().list(kind, namespace)
+        if kind in SERVING:
+            self.decoded[kind.kind] += len(found)
+            self.lists[kind.kind] += 1
+        return found
+
+
+class CountingReconciler(ServingReconciler):
+    reconciles: Counter[str]
+
+    async def reconcile(self, kind: Kind, namespace: str, name: str) -> None:
+        self.reconciles[kind.kind] += 1
+        await super().reconcile(kind, namespace, name)
+
+
+def ksvc(code: Path, name: str, version: int) -> Resource:
+    spec: dict[str, Any] = {"template": {
+        "metadata": {"annotations": {"wisp.dev/workload-class": "function"}},
+        "spec": {"containers": [{"image": str(code), "env": [{"name": "V", "value": str(version)}]}]}}}
+    return {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"}, "spec": spec}
+
+
+async def until(predicate: Callable[[], bool], timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+def served(store: Store, name: str, revision: str) -> bool:
+    route = Store.get(store, k.ROUTE, "default", name) or {}  # the test's own reads are not counted
+    return [t.get("revisionName") for t in route.get("status", {}).get("traffic") or []] == [revision]
+
+
+async def change_cost(tmp_path: Path, services: int) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """Reconciles, decoded objects and list calls for one Service's new template, with `services` in the
+    namespace all Ready."""
+    store = CountingStore(tmp_path / f"store-{services}.db", Clock())
+    store.decoded, store.lists = Counter(), Counter()
+    store.open()
+    controller: Controller | None = None
+    dataplane = DataPlane(FakeRuntime, tmp_path / f"logs-{services}", Clock(),
+                          lambda key: controller and controller.enqueue(k.REVISION, *key), tick_interval=0.05,
+                          budget=InstanceBudget(MachineLimit(1000, "the test's")))
+    reconciler = CountingReconciler(store, dataplane, RoutingTable(), Network(), Clock())
+    reconciler.reconciles = Counter()
+    controller = Controller(store, [reconciler])
+    names = [f"s{i:03d}" for i in range(services)]
+    await dataplane.start()
+    await controller.start()
+    try:
+        apply_manifests([ksvc(tmp_path, name, 1) for name in names], store)
+        await until(lambda: sum(is_ready(s) for s in Store.list(store, k.SERVICE, "default")) == services,
+                    timeout=180)
+        await until(lambda: not controller._running, timeout=30)
+        store.decoded.clear()
+        store.lists.clear()
+        reconciler.reconciles.clear()
+
+        apply_manifests([ksvc(tmp_path, names[0], 2)], store)
+
+        def settled() -> bool:
+            old = Store.get(store, k.REVISION, "default", f"{names[0]}-00001")
+            return (served(store, names[0], f"{names[0]}-00002") and old is not None
+                    and rs.state_of(old) == rs.RESERVE and not controller._running)
+
+        await until(settled, timeout=30)
+        cost = Counter(reconciler.reconciles), Counter(store.decoded), Counter(store.lists)
+        # The others are untouched and still served.
+        assert all(served(store, name, f"{name}-00001") for name in names[1:])
+        return cost
+    finally:
+        await controller.stop()
+        await dataplane.stop()
+        store.close()
+
+
+async def test_changing_one_service_costs_the_same_with_200_in_the_namespace(tmp_path: Path) -> None:
+    small_reconciles, small_decoded, _ = await change_cost(tmp_path, 2)
+    reconciles, decoded, lists = await change_cost(tmp_path, 200)
+    # No listing of the serving kinds once the namespace is known.
+    assert lists == Counter(), lists
+    # Bounded work: what the small namespace needs, give or take the races of its data plane's ticks.
+    assert sum(reconciles.values()) <= 2 * sum(small_reconciles.values()) + 10, (reconciles, small_reconciles)
+    assert reconciles["Route"] <= 10, reconciles
+    assert sum(decoded.values()) <= 2 * sum(small_decoded.values()) + 40, (decoded, small_decoded)
