@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.serving.test_idle_ticks import Clock, FakeRuntime
 from wisp.api import kinds as k
@@ -131,3 +133,53 @@ async def test_changing_one_service_costs_the_same_with_200_in_the_namespace(tmp
     assert sum(reconciles.values()) <= 2 * sum(small_reconciles.values()) + 10, (reconciles, small_reconciles)
     assert reconciles["Route"] <= 10, reconciles
     assert sum(decoded.values()) <= 2 * sum(small_decoded.values()) + 40, (decoded, small_decoded)
+
+
+NAMES = st.sampled_from(["a", "b", "c", "d"])
+ENTRY = st.fixed_dictionaries({}, optional={
+    "revisionName": NAMES, "configurationName": st.sampled_from(["a", "b", ""]), "latestRevision": st.booleans(),
+    "percent": st.integers(0, 100)})
+ROUTE = st.fixed_dictionaries({
+    "metadata": st.fixed_dictionaries({"name": NAMES}),
+    "spec": st.fixed_dictionaries({"traffic": st.lists(ENTRY, max_size=3)}),
+    "status": st.fixed_dictionaries({"traffic": st.lists(ENTRY, max_size=3)}),
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(routes=st.lists(ROUTE, max_size=6), latest=st.dictionaries(NAMES, NAMES))
+def test_the_index_answers_as_the_full_scan_does(routes: list[Resource], latest: dict[str, str]) -> None:
+    """Routes set, replaced and dropped in any order: the index's targeting Routes are the scan's, and the
+    Routes naming a Configuration or Revision are those whose reconcile reads it."""
+    configurations = {name: {"metadata": {"name": name}, "status": {"latestCreatedRevisionName": revision}}
+                      for name, revision in latest.items()}
+    index = rs.RouteIndex()
+    stored: dict[str, Resource] = {}
+    for step, route in enumerate(routes):
+        name = route["metadata"]["name"]
+        if step % 4 == 3:  # a deletion now and then
+            stored.pop(name, None)
+            index.drop_refs("ns", name)
+            index.set_targets("ns", name, set())
+        else:
+            stored[name] = route
+            index.set_refs("ns", name, *rs.referenced(route))
+            index.set_targets("ns", name, rs.targets_of(route, configurations))
+    scan = rs.routes_by_revision(stored.values(), configurations)
+    for revision in ["a", "b", "c", "d"]:
+        assert index.targeting("ns", revision) == scan.get(revision, set())
+    for name, route in stored.items():
+        configs, revisions = rs.referenced(route)
+        # What resolve_traffic and targets_of look up is in what the reconcile fetches.
+        for entry in route["spec"]["traffic"] + route["status"]["traffic"]:
+            if entry.get("latestRevision"):
+                assert entry.get("configurationName", name) in configs
+                assert (entry.get("configurationName") or name) in configs
+            if entry.get("revisionName"):
+                assert entry["revisionName"] in revisions
+        for config in configs:
+            assert name in index.routes_naming("ns", [config], [])
+        for revision in revisions:
+            assert name in index.routes_naming("ns", [], [revision])
+    everything = ["a", "b", "c", "d", ""]
+    assert index.routes_naming("ns", everything, everything) <= set(stored)  # nothing of a dropped Route stays
