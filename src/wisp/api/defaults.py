@@ -158,7 +158,10 @@ def _read_only_mounts(spec: dict[str, Any], containers: list[Any]) -> None:
     for container in containers:
         mounts = container.get("volumeMounts") if isinstance(container, dict) else None
         for mount in mounts if isinstance(mounts, list) else []:
-            if isinstance(mount, dict) and mount.get("name") not in writable:
+            # A wrongly typed name or readOnly is left for validation to name, not defaulted over.
+            if not isinstance(mount, dict) or not isinstance(mount.get("name"), str):
+                continue
+            if mount["name"] not in writable and isinstance(mount.get("readOnly", False), bool):
                 mount["readOnly"] = True
 
 
