@@ -6,6 +6,7 @@ the store decodes for the serving kinds. The controller and the store are real; 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from wisp.control import routing_state as rs
 from wisp.control.admission import apply_manifests
 from wisp.control.conditions import is_ready
 from wisp.control.controller import Controller
-from wisp.control.serving import ServingReconciler
+from wisp.control.serving import ALIYUN_DOMAIN, ServingReconciler
 from wisp.control.serving_builders import Network
 from wisp.serving.dataplane import DataPlane
 from wisp.serving.instance_limit import InstanceBudget, MachineLimit
@@ -31,7 +32,7 @@ from wisp.store import Store
 from wisp.types import Resource
 
 pytestmark = pytest.mark.timeout(240)
-SERVING = (k.SERVICE, k.CONFIGURATION, k.REVISION, k.ROUTE)
+SERVING = (k.SERVICE, k.CONFIGURATION, k.REVISION, k.ROUTE, k.DOMAIN_MAPPING)
 
 
 class CountingStore(Store):
@@ -67,7 +68,10 @@ def ksvc(code: Path, name: str, version: int) -> Resource:
         "metadata": {"annotations": {"wisp.dev/workload-class": "function"}},
         "spec": {"containers": [{"image": str(code), "env": [{"name": "V", "value": str(version)}]}]}}}
     return {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": "default"}, "spec": spec}
+            "metadata": {"name": name, "namespace": "default",
+                         # The seed's platform annotation: each Service gets a DomainMapping too.
+                         "annotations": {ALIYUN_DOMAIN: json.dumps({"domain": f"{name}.example.com"})}},
+            "spec": spec}
 
 
 async def until(predicate: Callable[[], bool], timeout: float) -> None:
@@ -147,6 +151,8 @@ async def test_changing_one_service_costs_the_same_with_200_in_the_namespace(tmp
     # Bounded work: what the small namespace needs, give or take the races of its data plane's ticks.
     assert sum(reconciles.values()) <= 2 * sum(small_reconciles.values()) + 10, (reconciles, small_reconciles)
     assert reconciles["Route"] <= 10, reconciles
+    assert reconciles["DomainMapping"] <= 10, reconciles
+    assert decoded["DomainMapping"] <= 20, decoded
     assert sum(decoded.values()) <= 2 * sum(small_decoded.values()) + 40, (decoded, small_decoded)
 
 

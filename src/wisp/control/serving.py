@@ -112,6 +112,9 @@ class ServingReconciler:
         # Kept from the store events this reconciler sees and the Routes it reconciles, so that a change costs
         # work for what it concerns only, not for every Service of its namespace.
         self.index = rs.RouteIndex()
+        # DomainMapping names by the (namespace, Service) their spec.ref names; None until read from the store.
+        self._mappings: dict[tuple[str, str], set[tuple[str, str]]] | None = None
+        self._mapping_refs: dict[tuple[str, str], tuple[str, str]] = {}
 
     # -- dispatch --------------------------------------------------------------------------------
     async def reconcile(self, kind: Kind, namespace: str, name: str) -> None:
@@ -159,7 +162,16 @@ class ServingReconciler:
             for route in sorted(self.index.routes_naming(namespace, configurations, revisions)):
                 yield (k.ROUTE, namespace, route)
         if kind in (k.ROUTE, k.SERVICE):
-            yield from keys_of(k.DOMAIN_MAPPING, self.store.list(k.DOMAIN_MAPPING, namespace))
+            # The DomainMappings whose spec.ref names this Service (its Route has the same name).
+            for mapping_namespace, mapping in sorted(self._mappings_of().get((namespace, event.key[2]), set())):
+                yield (k.DOMAIN_MAPPING, mapping_namespace, mapping)
+        if kind is k.DOMAIN_MAPPING:
+            self._mappings_of()
+            self._index_mapping(event.key[1], event.key[2], None if event.type == "DELETED" else resource)
+            if event.type == "DELETED":
+                # Its host is free: a mapping of the same host that found it claimed may take it now.
+                yield from ((k.DOMAIN_MAPPING, m["metadata"]["namespace"], m["metadata"]["name"])
+                            for m in self.store.list(k.DOMAIN_MAPPING) if m["metadata"]["name"] == event.key[2])
         if kind is k.CONFIG_MAP and namespace == SYSTEM_NAMESPACE:
             # Cluster-wide settings changed: every revision picks them up without a restart.
             yield from keys_of(k.REVISION, self.store.list(k.REVISION))
@@ -392,6 +404,29 @@ class ServingReconciler:
         return state
 
     # -- DomainMapping ---------------------------------------------------------------------------
+    def _mappings_of(self) -> dict[tuple[str, str], set[tuple[str, str]]]:
+        if self._mappings is None:
+            self._mappings = {}
+            for mapping in self.store.list(k.DOMAIN_MAPPING):
+                meta = mapping["metadata"]
+                self._index_mapping(meta["namespace"], meta["name"], mapping)
+        return self._mappings
+
+    def _index_mapping(self, namespace: str, name: str, mapping: Resource | None) -> None:
+        assert self._mappings is not None
+        key = (namespace, name)
+        before = self._mapping_refs.pop(key, None)
+        if before is not None:
+            waiting = self._mappings.get(before, set())
+            waiting.discard(key)
+            if not waiting:
+                self._mappings.pop(before, None)
+        if mapping is not None:
+            ref = mapping.get("spec", {}).get("ref") or {}
+            target = (str(ref.get("namespace") or namespace), str(ref.get("name", "")))
+            self._mapping_refs[key] = target
+            self._mappings.setdefault(target, set()).add(key)
+
     async def _domain_mapping(self, mapping: Resource) -> None:
         meta = mapping["metadata"]
         host = meta["name"].lower()
