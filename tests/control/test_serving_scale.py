@@ -204,3 +204,40 @@ def test_the_index_answers_as_the_full_scan_does(routes: list[Resource], latest:
             assert name in index.routes_naming("ns", [], [revision])
     everything = ["a", "b", "c", "d", ""]
     assert index.routes_naming("ns", everything, everything) <= set(stored)  # nothing of a dropped Route stays
+
+
+async def test_a_mapping_takes_a_host_once_the_mapping_that_claimed_it_is_deleted(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db", Clock())
+    store.open()
+    controller: Controller | None = None
+    dataplane = DataPlane(FakeRuntime, tmp_path / "logs", Clock(),
+                          lambda key: controller and controller.enqueue(k.REVISION, *key), tick_interval=0.05)
+    controller = Controller(store, [ServingReconciler(store, dataplane, RoutingTable(), Network(), Clock())])
+    await dataplane.start()
+    await controller.start()
+
+    def mapping(namespace: str) -> Resource:
+        return {"apiVersion": "serving.knative.dev/v1beta1", "kind": "DomainMapping",
+                "metadata": {"name": "shop.example.com", "namespace": namespace},
+                "spec": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "svc"}}}
+
+    def claimed(namespace: str) -> str | None:
+        found = Store.get(store, k.DOMAIN_MAPPING, namespace, "shop.example.com") or {}
+        conditions = found.get("status", {}).get("conditions") or []
+        return next((c["status"] for c in conditions if c["type"] == "DomainClaimed"), None)
+
+    try:
+        services = [ksvc(tmp_path, "svc", 1), {**ksvc(tmp_path, "svc", 1), "metadata": {"name": "svc",
+                                                                                    "namespace": "other"}}]
+        apply_manifests(services, store)
+        await until(lambda: all(Store.get(store, k.ROUTE, ns, "svc") for ns in ("default", "other")), timeout=10)
+        apply_manifests([mapping("default")], store)
+        await until(lambda: claimed("default") == "True", timeout=10)
+        apply_manifests([mapping("other")], store)
+        await until(lambda: claimed("other") == "False", timeout=10)
+        store.delete(k.DOMAIN_MAPPING, "default", "shop.example.com")
+        await until(lambda: claimed("other") == "True", timeout=10)
+    finally:
+        await controller.stop()
+        await dataplane.stop()
+        store.close()
