@@ -17,13 +17,12 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass, field
 from typing import Any
 
-from wisp.eventing.cloudevents import CloudEvent, CloudEventError, parse_request
+from wisp.eventing.cloudevents import CloudEvent
 from wisp.eventing.delivery import Deliverer, DeliveryCounters, DeliverySpec, Destination
+from wisp.eventing.event_intake import ASGIReceive, ASGISend, received_events, respond_text
 
 log = logging.getLogger(__name__)
 
-ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], ASGIReceive, ASGISend], Awaitable[None]]
 
 ASYNC_HANDLER_ANNOTATION = "messaging.knative.dev/async-handler"
@@ -134,18 +133,8 @@ class InMemoryChannel:
         if scope["method"] != "POST":
             await respond_text(send, 405, "a channel takes CloudEvents by POST", [(b"allow", b"POST")])
             return
-        body = await read_asgi_body(receive, self._max_body)
-        if body is None:
-            await respond_text(send, 413, f"request body exceeds {self._max_body} bytes")
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            events = parse_request(headers, body)
-        except CloudEventError as exc:
-            await respond_text(send, 400, str(exc))
-            return
-        if not events:
-            await respond_text(send, 400, "no CloudEvent in the request")
+        events = await received_events(scope, receive, send, self._max_body)
+        if events is None:
             return
         if self.on_event is not None:
             self._observe(events)
@@ -190,30 +179,6 @@ async def dispatch(deliverer: Deliverer, counters: DeliveryCounters, event: Clou
     result = await deliverer.deliver(reply, sub.reply, sub.delivery, sub.dead_letter)
     counters.record(result)
     return result.outcome != "dropped"
-
-
-async def read_asgi_body(receive: ASGIReceive, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b"".join(chunks)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def respond_text(send: ASGISend, status: int, text: str,
-                   headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = text.encode()
-    head = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": head + (headers or [])})
-    await send({"type": "http.response.body", "body": body})
 
 
 class Channels:

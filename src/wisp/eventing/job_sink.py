@@ -14,8 +14,9 @@ from collections.abc import MutableMapping
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, unquote
 
-from wisp.eventing.channel import DEFAULT_MAX_BODY_BYTES, ASGIReceive, ASGISend, read_asgi_body, respond_text
-from wisp.eventing.cloudevents import CloudEventError, event_to_json, parse_request
+from wisp.eventing.channel import DEFAULT_MAX_BODY_BYTES
+from wisp.eventing.cloudevents import event_to_json
+from wisp.eventing.event_intake import ASGIReceive, ASGISend, received_events, respond_text
 
 JOB_SINK_HOST = "job-sink.knative-eventing.svc.cluster.local"
 JobState = Literal["running", "complete", "failed"]
@@ -103,15 +104,8 @@ class JobSinks:
         if launcher is None:
             await respond_text(send, 400, f"JobSink {namespace}/{name} not found")
             return
-        body = await read_asgi_body(receive, self._max_body)
-        if body is None:
-            await respond_text(send, 413, f"request body exceeds {self._max_body} bytes")
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            events = parse_request(headers, body)
-        except CloudEventError as exc:
-            await respond_text(send, 400, str(exc))
+        events = await received_events(scope, receive, send, self._max_body)
+        if events is None:
             return
         if len(events) != 1:
             await respond_text(send, 400, "a JobSink takes one CloudEvent per request")

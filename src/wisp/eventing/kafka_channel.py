@@ -15,18 +15,10 @@ from typing import Any
 from aiokafka.structs import OffsetAndMetadata
 
 from wisp.eventing.broker import Brokers, event_to_record
-from wisp.eventing.channel import (
-    DEFAULT_MAX_BODY_BYTES,
-    ASGIReceive,
-    ASGISend,
-    ChannelSubscriber,
-    channel_host,
-    dispatch,
-    read_asgi_body,
-    respond_text,
-)
-from wisp.eventing.cloudevents import CloudEvent, CloudEventError, parse_request
+from wisp.eventing.channel import DEFAULT_MAX_BODY_BYTES, ChannelSubscriber, channel_host, dispatch
+from wisp.eventing.cloudevents import CloudEvent
 from wisp.eventing.delivery import Deliverer, DeliveryResult
+from wisp.eventing.event_intake import ASGIReceive, ASGISend, received_events, respond_text
 from wisp.eventing.filters import compile_filter
 from wisp.eventing.trigger_dispatcher import KafkaTriggerDispatcher, TriggerConfig, TriggerHandler
 
@@ -64,18 +56,8 @@ class KafkaChannelIngress:
         if scope["method"] != "POST":
             await respond_text(send, 405, "a channel takes CloudEvents by POST", [(b"allow", b"POST")])
             return
-        body = await read_asgi_body(receive, self._max_body)
-        if body is None:
-            await respond_text(send, 413, f"request body exceeds {self._max_body} bytes")
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            events = parse_request(headers, body)
-        except CloudEventError as exc:
-            await respond_text(send, 400, str(exc))
-            return
-        if not events:
-            await respond_text(send, 400, "no CloudEvent in the request")
+        events = await received_events(scope, receive, send, self._max_body)
+        if events is None:
             return
         try:
             await self.publish(events)
