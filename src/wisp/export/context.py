@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import wisp
+from wisp.api.func_python import FUNC_PYTHON
 from wisp.export import code, containerfile
 
 # The function runtime the image runs: copies of wisp's own modules (architecture.md: runtime contract).
@@ -18,7 +19,6 @@ _RUNTIME_FILES = Path(__file__).resolve().parent / "runtime_files"
 _SERVE = _RUNTIME_FILES / "wisp_serve.py"
 FUNC_YAML = "func.yaml"
 # The middleware Knative's Python function images run (the same range wisp's project environments install).
-FUNC_PYTHON = "func-python>=0.8,<0.9"
 TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$")
 
 

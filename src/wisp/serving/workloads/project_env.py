@@ -23,11 +23,11 @@ import tomllib
 from pathlib import Path
 
 import wisp
+from wisp.api.func_python import FUNC_PYTHON
 from wisp.serving.workloads.types import WorkloadError
 
 logger = logging.getLogger("wisp.workloads.project_env")
 
-FUNC_PYTHON = "func-python>=0.8,<0.9"  # the middleware Knative's Python images run functions under
 INSTALL_TIMEOUT = 600.0  # the first install of a project downloads its packages
 ERROR_LINES = 30  # of uv's output, in the Revision's message
 # In the daemon's state dir: the environments, and uv's package cache unless UV_CACHE_DIR names one.
