@@ -191,15 +191,22 @@ def _pod_spec() -> Schema:
 
 
 @functools.cache
-def _crd_schemas(kind: Kind) -> dict[str, Schema]:
-    """version → completed openAPIV3Schema, from the kind's vendored CRD."""
+def crd_document(kind: Kind) -> dict[str, Any]:
+    """The kind's vendored CustomResourceDefinition, as Knative ships it (callers must not change it)."""
     path = CRD_DIR / _CRD_FILES[kind]
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # vendored, trusted text: the fast parser is fine
     with path.open(encoding="utf-8") as stream:
         docs = [d for d in yaml.load_all(stream, Loader=loader) if isinstance(d, dict)]
-    crd = next(d for d in docs if d.get("kind") == "CustomResourceDefinition")
+    crd: dict[str, Any] = next(d for d in docs if d.get("kind") == "CustomResourceDefinition")
+    return crd
+
+
+@functools.cache
+def _crd_schemas(kind: Kind) -> dict[str, Schema]:
+    """version → completed openAPIV3Schema, from the kind's vendored CRD."""
     return {
-        v["name"]: _complete(kind, v["schema"]["openAPIV3Schema"]) for v in crd["spec"]["versions"]
+        v["name"]: _complete(kind, copy.deepcopy(v["schema"]["openAPIV3Schema"]))
+        for v in crd_document(kind)["spec"]["versions"]
     }
 
 

@@ -12,12 +12,9 @@ from __future__ import annotations
 import functools
 import math
 import re
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wisp.api import kinds, schemas
+from wisp.api import schemas
 from wisp.api.errors import FieldError
 from wisp.api.kinds import Kind
 from wisp.api.typecheck import json_type
@@ -31,34 +28,8 @@ _MAX_ERRORS = 50  # a document wrong everywhere still gets a readable refusal
 @functools.cache
 def _raw_crd_versions(kind: Kind) -> dict[str, Schema]:
     """version → the vendored CRD's openAPIV3Schema, unchanged (only served versions)."""
-    path = schemas.CRD_DIR / _crd_file(kind)
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with path.open(encoding="utf-8") as stream:
-        docs = [d for d in yaml.load_all(stream, Loader=loader) if isinstance(d, dict)]
-    crd = next(d for d in docs if d.get("kind") == "CustomResourceDefinition")
+    crd = schemas.crd_document(kind)
     return {v["name"]: v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v.get("served")}
-
-
-def _crd_file(kind: Kind) -> Path:
-    # The same files wisp.api.schemas reads; the mapping is private there, so it is looked up by kind here.
-    files = {
-        kinds.SERVICE: "serving/service.yaml",
-        kinds.CONFIGURATION: "serving/configuration.yaml",
-        kinds.REVISION: "serving/revision.yaml",
-        kinds.ROUTE: "serving/route.yaml",
-        kinds.DOMAIN_MAPPING: "serving/domain-mapping.yaml",
-        kinds.KAFKA_SOURCE: "eventing-kafka/kafkasource.yaml",
-        kinds.PING_SOURCE: "eventing/pingsource.yaml",
-        kinds.SINK_BINDING: "eventing/sinkbindings.yaml",
-        kinds.BROKER: "eventing/broker.yaml",
-        kinds.TRIGGER: "eventing/trigger.yaml",
-        kinds.IN_MEMORY_CHANNEL: "eventing/in-memory-channel.yaml",
-        kinds.CHANNEL: "eventing/channel.yaml",
-        kinds.SUBSCRIPTION: "eventing/subscription.yaml",
-        kinds.SEQUENCE: "eventing/sequence.yaml",
-        kinds.PARALLEL: "eventing/parallel.yaml",
-    }
-    return Path(files[kind])
 
 
 def served_versions(kind: Kind) -> tuple[str, ...]:
