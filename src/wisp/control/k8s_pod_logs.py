@@ -9,7 +9,6 @@ as the API server takes them: `follow`, `tailLines`, `limitBytes`, `container` (
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -19,7 +18,14 @@ from starlette.routing import Route
 
 from wisp.api import kinds as k
 from wisp.api.names import REVISION_LABEL
-from wisp.serving.workloads.logs import FOLLOW_CHUNK, MAX_TAIL_BYTES, MAX_TAIL_LINES, tail_async
+from wisp.serving.workloads.logs import (
+    FOLLOW_CHUNK,
+    MAX_TAIL_BYTES,
+    MAX_TAIL_LINES,
+    file_size,
+    read_at,
+    tail_async,
+)
 from wisp.store import Store
 from wisp.types import Resource
 
@@ -132,17 +138,17 @@ async def _lines(path: Path, lines: int, following: bool, alive: Callable[[], bo
             yield line
         return
     # The tail is read up to a point, and the follow goes on from exactly there: no line twice, none lost.
-    offset = _size(path)
+    offset = file_size(path)
     tail, partial = await asyncio.to_thread(_tail_before, path, lines, offset)
     for line in tail:
         yield line
     while True:
         gone = not alive()
-        size = _size(path)
+        size = file_size(path)
         if size < offset:
             offset, partial = 0, b""
         while size > offset:
-            chunk = await asyncio.to_thread(_read_at, path, offset, min(size - offset, FOLLOW_CHUNK))
+            chunk = await asyncio.to_thread(read_at, path, offset, min(size - offset, FOLLOW_CHUNK))
             if not chunk:
                 break
             offset += len(chunk)
@@ -163,25 +169,9 @@ def _tail_before(path: Path, lines: int, end: int) -> tuple[list[str], bytes]:
     """The last `lines` complete lines before byte `end` (within MAX_TAIL_BYTES), and the unfinished line
     that ends there (for the follow to complete)."""
     start = max(0, end - MAX_TAIL_BYTES)
-    data = _read_at(path, start, end - start)
+    data = read_at(path, start, end - start)
     *complete, partial = data.split(b"\n")
     if start > 0 and complete:
         complete = complete[1:]  # cut in the middle of a line
     chosen = complete[len(complete) - lines:] if lines else []
     return [raw.decode("utf-8", errors="replace") for raw in chosen], partial
-
-
-def _size(path: Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _read_at(path: Path, offset: int, count: int) -> bytes:
-    try:
-        with path.open("rb") as f:
-            f.seek(offset)
-            return f.read(count)
-    except FileNotFoundError:
-        return b""

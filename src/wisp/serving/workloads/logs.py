@@ -76,14 +76,14 @@ def tail_text(path: Path, lines: int = 20) -> str:
     return "\n".join(found) if found else "(no log output)"
 
 
-def _size(path: Path) -> int:
+def file_size(path: Path) -> int:
     try:
         return os.stat(path).st_size
     except FileNotFoundError:
         return 0
 
 
-def _read_at(path: Path, offset: int, count: int) -> bytes:
+def read_at(path: Path, offset: int, count: int) -> bytes:
     try:
         with path.open("rb") as f:
             f.seek(offset)
@@ -99,16 +99,16 @@ async def follow(path: Path, lines: int = 10, poll_interval: float = 0.25) -> As
     read again from its start, like `tail -F`. Reads happen in a worker thread, at most `FOLLOW_CHUNK` at a
     time; a line longer than that is passed on in pieces.
     """
-    offset = _size(path)  # before yielding: lines written while the consumer is busy must not be lost
+    offset = file_size(path)  # before yielding: lines written while the consumer is busy must not be lost
     for line in await tail_async(path, lines):
         yield line
     partial = b""
     while True:
-        size = _size(path)
+        size = file_size(path)
         if size < offset:
             offset, partial = 0, b""
         if size > offset:
-            chunk = await asyncio.to_thread(_read_at, path, offset, min(size - offset, FOLLOW_CHUNK))
+            chunk = await asyncio.to_thread(read_at, path, offset, min(size - offset, FOLLOW_CHUNK))
             if not chunk:  # replaced between stat and read
                 offset = 0
                 continue
