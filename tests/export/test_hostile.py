@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ def _leaves(value: Any, path: str = "") -> list[tuple[str, list[Any]]]:
 
 
 def _related(error_path: str, path: str) -> bool:
+    # A map's key is named the Kubernetes way (`requests[cpu]`); the leaves here are walked with dots.
+    error_path = re.sub(r"\[([^\]0-9][^\]]*)\]", r".\1", error_path)
     return error_path == path or error_path.startswith(path) or path.startswith(error_path)
 
 
