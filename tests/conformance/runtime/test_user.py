@@ -4,6 +4,8 @@ the default user test is for OCI instances only (docs/conformance.md)."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,18 @@ SECURITY_CONTEXT_USER_ID = 2020
 UNPRIVILEGED_USER_ID = 65532  # the test image's USER
 
 
+def _runnable_by_anyone(target: Target) -> Target:
+    """The user 2020 cannot reach an interpreter under root's home (pyenv's, or a venv pointing there): a process
+    target runs as that user with the system's python3, as an image would carry its own."""
+    if target.kind != "process":
+        return target
+    system_python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    assert system_python is not None, "a python3 outside root's home is needed to run as another user"
+    return dataclasses.replace(target, command=(system_python, *target.command[1:]))
+
+
 async def test_must_run_as_user(tmp_path: Path, target: Target) -> None:
+    target = _runnable_by_anyone(target)
     async with conformance_daemon(tmp_path, target) as h:
         info = await serve_and_fetch(h, target, "user", securityContext={"runAsUser": SECURITY_CONTEXT_USER_ID},
                                      workingDir="/")

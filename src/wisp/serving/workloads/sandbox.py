@@ -74,7 +74,11 @@ def wrap(argv: Sequence[str], *, mounts: Sequence[str] = (), chdir: str | None =
     kept: list[str] = []
     for path in keep:
         if path.is_absolute() and path.parts[1:2] == ("tmp",):
-            kept += ["--bind", str(path), str(path)]  # made inside the sandbox's /tmp, not the host's
+            # Made inside the sandbox's /tmp, not the host's; bwrap would make the parents 0700 (root's), which
+            # a runAsUser process could not pass through.
+            for parent in reversed(path.parents[:-2]):
+                kept += ["--perms", "0755", "--dir", str(parent)]
+            kept += ["--bind", str(path), str(path)]
     return [bwrap, *_root_args(), *kept, *mounts, *where, "--", *command]
 
 
