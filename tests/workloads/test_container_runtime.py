@@ -119,6 +119,14 @@ asyncio.run(main())
 """
 
 
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     """Running, not merely a zombie waiting for init (which reaps orphans when it gets to them) to collect it."""
     try:
@@ -134,7 +142,12 @@ async def test_instances_die_with_a_killed_daemon(tmp_path: Path) -> None:
         sys.executable, "-c", ORPHAN_PARENT, str(tmp_path), stdout=asyncio.subprocess.PIPE)
     assert parent.stdout is not None
     pid = int(await asyncio.wait_for(parent.stdout.readline(), 30))
-    os.kill(pid, 0)  # the instance runs
+    # setpriv sets the parent-death signal and then execs the command: once `sleep` runs, the guard is armed
+    # (a daemon killed in the microseconds before that would orphan it; that window is not what this tests).
+    deadline = time.monotonic() + 10
+    while _command(pid) != "sleep" and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # no event tells us another process has exec'd
+    assert _command(pid) == "sleep", f"the instance did not start: {_command(pid)!r}"
     parent.kill()
     await parent.wait()
     deadline = time.monotonic() + 5
