@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from wisp.observability.export import Tracer
 from wisp.observability.spans import Span, SpanStore
 
@@ -55,3 +58,21 @@ def test_a_listener_gets_each_span_as_it_comes() -> None:
     record(tracer, 1)
     assert [s.trace_id for s in seen] == [f"{2:032x}"]
     assert len(store) == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(capacity=st.integers(1, 6), steps=st.lists(st.sampled_from(["deferred", "now", "read"]), max_size=40))
+def test_counts_read_without_making_the_pending_spans(capacity: int, steps: list[str]) -> None:
+    # A metrics scrape reads added/evicted; it must see what a drain would give without draining.
+    store = SpanStore(capacity=capacity)
+    tracer = Tracer(store)
+    for i, step in enumerate(steps):
+        if step == "deferred":
+            record(tracer, i)
+        elif step == "now":
+            store.add([Span(f"{i + 1:032x}", f"{i + 1:016x}", None, "hop", "svc", i, i + 1)])
+        else:
+            assert len(store) <= capacity  # drains
+    counted = (store.added, store.evicted)
+    len(store)  # drain
+    assert (store.added, store.evicted) == counted

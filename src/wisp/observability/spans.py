@@ -136,15 +136,15 @@ class SpanStore:
         self._drain()
         return len(self._ring)
 
+    # Counted without making the pending spans: a metrics scrape must not undo what add_deferred saves.
     @property
     def added(self) -> int:
-        self._drain()
-        return self._added
+        return self._added + self._overrun + len(self._pending)
 
     @property
     def evicted(self) -> int:
-        self._drain()
-        return self._evicted
+        pushed_out = max(0, len(self._ring) + len(self._pending) - self.capacity)  # what draining would evict
+        return self._evicted + self._overrun + pushed_out
 
     def add_listener(self, listener: SpanListener) -> None:
         self._drain()  # what was recorded before it listened is not its to see
@@ -157,28 +157,13 @@ class SpanStore:
     def add(self, spans: Iterable[Span]) -> None:
         batch = spans if isinstance(spans, list | tuple) else list(spans)
         for span in batch:
-            if len(self._ring) >= self.capacity:
-                self._evict(self._ring.popleft())
-            self._ring.append(span)
-            entry = self._traces.get(span.trace_id)
-            if entry is None:
-                entry = self._traces[span.trace_id] = _Entry(span)
-            entry.added(span)
-        self._added += len(batch)
+            self._insert(span)
         for listener in self._listeners:
             listener(batch)
 
     def add_one(self, span: Span) -> None:
         """`add` for one span, without the batch's list (the daemon's own hops record one at a time)."""
-        ring = self._ring
-        if len(ring) >= self.capacity:
-            self._evict(ring.popleft())
-        ring.append(span)
-        entry = self._traces.get(span.trace_id)
-        if entry is None:
-            entry = self._traces[span.trace_id] = _Entry(span)
-        entry.added(span)
-        self._added += 1
+        self._insert(span)
         if self._listeners:
             batch = (span,)
             for listener in self._listeners:
@@ -205,6 +190,16 @@ class SpanStore:
             self._evicted += self._overrun
             self._overrun = 0
             self.add(spans)
+
+    def _insert(self, span: Span) -> None:
+        if len(self._ring) >= self.capacity:
+            self._evict(self._ring.popleft())
+        self._ring.append(span)
+        entry = self._traces.get(span.trace_id)
+        if entry is None:
+            entry = self._traces[span.trace_id] = _Entry(span)
+        entry.added(span)
+        self._added += 1
 
     def _evict(self, span: Span) -> None:
         self._evicted += 1
