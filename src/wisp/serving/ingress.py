@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from wisp.http_client.h2_pool import request_headers
 from wisp.http_client.pool import HOP_BY_HOP, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from wisp.observability.recorder import SpanRecorder
-from wisp.observability.traceparent import SAMPLED, parse_traceparent
+from wisp.observability.traceparent import SAMPLED, new_span_id, parse_traceparent
 from wisp.observability.tracing_config import Sampler, sampled
 from wisp.serving import websocket_proxy
 from wisp.serving.routing import RevisionKey, RoutingTable
@@ -328,17 +328,17 @@ class Ingress:
             # The common form (version 00, exactly 55 bytes) by one regex; any other through the full parser.
             match = _TRACEPARENT_00.fullmatch(traceparent)
             if match is not None and match[1] != _ZERO_TRACE and match[2] != _ZERO_SPAN:
-                return _Trace(match[1].decode(), f"{getrandbits(64) or 1:016x}", match[2].decode(),
+                return _Trace(match[1].decode(), new_span_id(), match[2].decode(),
                               bool(int(match[3], 16) & SAMPLED), tracer.now_ns() if tracer is not None else 0)
             parent = parse_traceparent(traceparent)
             if parent is not None:
-                return _Trace(parent.trace_id, f"{getrandbits(64) or 1:016x}", parent.span_id, parent.sampled,
+                return _Trace(parent.trace_id, new_span_id(), parent.span_id, parent.sampled,
                               tracer.now_ns() if tracer is not None else 0)
             # Not a valid traceparent: as if there were none (the sampler decides).
         bits = getrandbits(128)
         if not sampled(bits, self.sampler.threshold):
             return None
-        return _Trace(f"{bits or 1:032x}", f"{getrandbits(64) or 1:016x}", None, True,
+        return _Trace(f"{bits or 1:032x}", new_span_id(), None, True,
                       tracer.now_ns() if tracer is not None else 0)
 
     async def _proxy(
@@ -392,7 +392,7 @@ class Ingress:
         cold, queued = throttler.ready_count == 0, throttler.queued
         slot = await self._acquire(send, key, throttler, deadline)
         status = slot if isinstance(slot, int) else 0
-        tracer.record_span(trace.trace_id, f"{getrandbits(64) or 1:016x}", trace.span_id, "throttler_try", "wisp",
+        tracer.record_span(trace.trace_id, new_span_id(), trace.span_id, "throttler_try", "wisp",
                            start_ns, tracer.now_ns(),
                            {"wisp.revision": key[1], "wisp.cold_start": cold, "wisp.queued_behind": queued,
                             **({"http.status_code": status} if status else {})},
