@@ -333,8 +333,8 @@ def _triggers(service: str, namespace: str, subscriptions: list[Mapping[str, Any
     } for i, sub in enumerate(subscriptions)]
 
 
-def load(directory: Path, environ: Mapping[str, str]) -> list[Resource]:
-    """Read and convert the project in `directory` (ManifestError names func.yaml and the field)."""
+def read(directory: Path) -> dict[str, Any]:
+    """The project's func.yaml, read within the loader's size limit and checked (ManifestError naming it)."""
     where = str(directory / FUNC_YAML)
     try:
         with (directory / FUNC_YAML).open("rb") as stream:
@@ -347,7 +347,13 @@ def load(directory: Path, environ: Mapping[str, str]) -> list[Resource]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError([FieldError("", f"not UTF-8 text: {exc.reason} at byte {exc.start}")], where) from exc
-    doc = parse(text, where)
+    return parse(text, where)
+
+
+def load(directory: Path, environ: Mapping[str, str]) -> list[Resource]:
+    """Read and convert the project in `directory` (ManifestError names func.yaml and the field)."""
+    where = str(directory / FUNC_YAML)
+    doc = read(directory)
     try:
         resources = to_resources(doc, directory.resolve(), environ, source_digest(directory))
     except ManifestError as exc:

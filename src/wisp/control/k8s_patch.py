@@ -25,7 +25,6 @@ MERGE = "application/merge-patch+json"
 JSON = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
-APPLY_CBOR = "application/apply-patch+cbor"
 MAX_OPERATIONS = 10_000  # JSON patch operations in one request (the API server's limit)
 
 # ObjectMeta's list patch strategies (patchStrategy=merge): the merge key, or None for a set of scalars.

@@ -23,7 +23,6 @@ from wisp.eventing.event_intake import ASGIReceive, ASGISend, received_events, r
 
 log = logging.getLogger(__name__)
 
-ASGIApp = Callable[[MutableMapping[str, Any], ASGIReceive, ASGISend], Awaitable[None]]
 
 ASYNC_HANDLER_ANNOTATION = "messaging.knative.dev/async-handler"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024

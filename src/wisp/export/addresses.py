@@ -18,7 +18,6 @@ from wisp.export.options import ExportOptions, is_loopback_host
 
 LOCAL_KAFKA_DEFAULTS = ("127.0.0.1:9092", "localhost:9092")  # what `wisp up` starts when a source names it
 ROUTE_PREFIX = "/.wisp/route/"  # the ingress's path form (serving/ingress.py), as instances see it in K_SINK
-BROKER_INGRESS = "broker-ingress.knative-eventing"
 CLUSTER_SUFFIX = ".svc.cluster.local"
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>,;]+")
 _LOOPBACK_TEXT = re.compile(r"localhost|127\.[0-9]+\.[0-9]+\.[0-9]+|\[::1\]", re.IGNORECASE)

@@ -17,8 +17,6 @@ RUNTIME_MODULES = ("__init__.py", "serving/workloads/signatures.py", "serving/wo
 RUNTIME_DISTRIBUTIONS = ("starlette", "cloudevents", "uvicorn", "httptools", "uvloop")
 _RUNTIME_FILES = Path(__file__).resolve().parent / "runtime_files"
 _SERVE = _RUNTIME_FILES / "wisp_serve.py"
-FUNC_YAML = "func.yaml"
-# The middleware Knative's Python function images run (the same range wisp's project environments install).
 TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$")
 
 
@@ -53,10 +51,6 @@ def runtime_files() -> dict[str, bytes]:
 
 def func_runtime_files() -> dict[str, bytes]:
     return {"runtime/func_serve.py": (_RUNTIME_FILES / "func_serve.py").read_bytes()}
-
-
-def is_func_project(code_dir: Path) -> bool:
-    return (code_dir / FUNC_YAML).is_file()
 
 
 def build_context(name: str, code_dir: Path, top: Path, workload: str, *, target: str, command: list[str],

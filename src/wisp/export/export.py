@@ -30,7 +30,7 @@ from wisp.export import checks
 from wisp.export.addresses import Addresses
 from wisp.export.code import CodeError
 from wisp.export.containerfile import DEFAULT_BASE_IMAGE
-from wisp.export.context import TARGET, BuildContext, build_context, is_func_project
+from wisp.export.context import TARGET, BuildContext, build_context
 from wisp.export.entry_check import EntryPointError, check_entry_point, check_func_project
 from wisp.export.options import ExportOptions
 from wisp.export.translate import CodeUse, Translated, custom_domains, local_kafka, translate
@@ -122,7 +122,7 @@ def _contexts(uses: list[tuple[LoadedDoc, CodeUse]], options: ExportOptions,
         if ctx is None:
             if not use.code_dir.is_dir():
                 raise ManifestError([FieldError(use.path, f"{use.code_dir} is not a directory")], doc.where)
-            func = use.workload == "function" and is_func_project(use.code_dir)
+            func = use.workload == "function" and func_project.is_project(use.code_dir)
             if use.workload == "function" and not func and not TARGET.match(use.target):
                 raise ManifestError([FieldError(use.path, f"function target {use.target!r} must look like "
                                                           "'module:function'")], doc.where)
@@ -148,8 +148,7 @@ def _contexts(uses: list[tuple[LoadedDoc, CodeUse]], options: ExportOptions,
 
 def _invoke(project: Path) -> str:
     """func.yaml's `invoke` (checked by the loader when it read the project)."""
-    doc = yaml.safe_load((project / "func.yaml").read_text(encoding="utf-8"))
-    return str(func_project.invoke(doc if isinstance(doc, dict) else {}))
+    return func_project.invoke(func_project.read(project))
 
 
 def _file_names(docs: list[LoadedDoc]) -> dict[str, str]:
@@ -160,7 +159,7 @@ def _file_names(docs: list[LoadedDoc]) -> dict[str, str]:
     for source in sources:
         path = Path(source)
         # A Knative Functions project's func.yaml becomes the project's Service: named after the project.
-        name = f"{path.parent.name}.yaml" if path.name == "func.yaml" else f"{path.stem}.yaml"
+        name = f"{path.parent.name}.yaml" if path.name == func_project.FUNC_YAML else f"{path.stem}.yaml"
         if name in used or name == NAMESPACES_FILE:
             name = f"{path.parent.name}-{path.stem}.yaml"
         while name in used:

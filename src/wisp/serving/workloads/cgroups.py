@@ -20,7 +20,6 @@ from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 CFS_PERIOD_US = 100_000  # the kubelet's CPU CFS period
-MIN_MEMORY = 4096 * 4  # below a few pages a process cannot even start; Kubernetes refuses < 4 KiB too
 
 
 @dataclass(frozen=True)

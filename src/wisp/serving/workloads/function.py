@@ -152,9 +152,8 @@ class FunctionRuntime:
         from wisp.api.errors import ManifestError
 
         try:
-            doc = func_project.parse((directory / func_project.FUNC_YAML).read_text(encoding="utf-8"),
-                                     func_project.FUNC_YAML)
-        except (OSError, UnicodeDecodeError, ManifestError) as exc:
+            doc = func_project.read(directory)
+        except ManifestError as exc:
             raise WorkloadError(f"function revision {self.spec.revision}: {exc}") from None
         if self.project_envs is None:
             raise WorkloadError(f"function revision {self.spec.revision}: {directory} is a Knative Functions "

@@ -27,7 +27,6 @@ log = logging.getLogger("wisp.workloads.oci")
 
 ENGINES = ("podman", "docker")
 EnginePreference = Literal["auto", "podman", "docker"]
-PREFERENCES: tuple[EnginePreference, ...] = ("auto", "podman", "docker")
 ENGINE_CHECK_TIMEOUT = 15.0
 CALL_TIMEOUT = 60.0
 PULL_TIMEOUT = 900.0  # a large image over a slow link
