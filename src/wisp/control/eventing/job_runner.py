@@ -21,6 +21,7 @@ from pathlib import Path
 from wisp.control.eventing.container_runner import Program
 from wisp.eventing.job_sink import JobState, Submitted
 from wisp.serving.workloads.container import start_logged
+from wisp.serving.workloads.sandbox import unavailable as sandbox_unavailable
 from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import WorkloadError
 
@@ -187,16 +188,11 @@ _BWRAP = shutil.which("bwrap")
 
 
 async def sandbox_available() -> bool:
-    """Can bubblewrap make a mount namespace here (root, or unprivileged user namespaces)?"""
-    if _BWRAP is None:
-        return False
-    proc = await asyncio.create_subprocess_exec(
-        _BWRAP, "--dev-bind", "/", "/", "--tmpfs", "/etc", "true", stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    works = await proc.wait() == 0
-    if not works:
-        log.warning("jobsink: bubblewrap cannot run here; a job finds its event through K_EVENT_PATH only")
-    return works
+    """Can bubblewrap make a mount namespace here? The instances' sandbox check (run once per daemon)."""
+    why = await asyncio.to_thread(sandbox_unavailable)
+    if why is not None:
+        log.warning("jobsink: %s; a job finds its event through K_EVENT_PATH only", why)
+    return why is None
 
 
 def sandboxed(event_dir: Path, cwd: Path) -> list[str]:
