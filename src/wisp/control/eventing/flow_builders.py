@@ -7,7 +7,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from wisp.control.conditions import Condition
+from wisp.control.conditions import Condition, get_condition
 from wisp.control.eventing.builders import Status, observed
 from wisp.control.serving_builders import owner_reference
 from wisp.eventing.channel import ChannelSubscriber
@@ -67,11 +67,9 @@ def subscription(owner: Resource, name: str, channel: dict[str, Any], subscriber
 
 def ready_of(resource: Resource | None, what: str) -> dict[str, Any]:
     """The child's Ready condition as a parent reports it (Unknown while it has none)."""
-    for cond in (resource or {}).get("status", {}).get("conditions", []):
-        if cond.get("type") == "Ready":
-            return dict(cond)
-    return {"type": "Ready", "status": "Unknown", "reason": "NoReady",
-            "message": f"{what} does not have Ready condition"}
+    unknown = {"type": "Ready", "status": "Unknown", "reason": "NoReady",
+               "message": f"{what} does not have Ready condition"}
+    return get_condition(resource or {}, "Ready") or unknown
 
 
 def _all_ready(items: Sequence[Resource | None], what: str) -> bool:
