@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-
 from wisp.api.kinds import ALL_KINDS, Kind
 from wisp.api.timestamps import rfc3339
 from wisp.store.errors import StoreCorrupt, corrupt_message, translate
 from wisp.store.events import EventType, StoreEvent
+from wisp.store.json_text import decode
 from wisp.store.state_dir import private_dir, private_file
 from wisp.store.watch import DEFAULT_HISTORY, Watchers
 from wisp.types import Clock, Resource
@@ -205,7 +204,7 @@ class Store:
             "SELECT body FROM resources WHERE kind=? AND namespace=? AND name=?",
             (_kind_key(kind), self._ns(kind, namespace), name),
         ).fetchone()
-        return None if row is None else _decode(row[0])
+        return None if row is None else decode(row[0])
 
     def list(self, kind: Kind, namespace: str | None = None) -> _List[Resource]:
         if namespace is None or not kind.namespaced:
@@ -217,13 +216,13 @@ class Store:
                 "SELECT body FROM resources WHERE kind=? AND namespace=? ORDER BY name",
                 (_kind_key(kind), namespace),
             )
-        return [_decode(r[0]) for r in rows]
+        return [decode(r[0]) for r in rows]
 
     def all(self) -> _List[tuple[Kind, Resource]]:
         out: _List[tuple[Kind, Resource]] = []
         for key, body in self.db.execute("SELECT kind, body FROM resources ORDER BY kind, namespace, name"):
             if key in _BY_KEY:
-                out.append((_BY_KEY[key], _decode(body)))
+                out.append((_BY_KEY[key], decode(body)))
         return out
 
     # -- integrity -------------------------------------------------------------------------------
@@ -459,26 +458,17 @@ class Store:
     def _uid_exists(self, uid: object, namespace: str) -> bool:
         # Owners live in the dependent's namespace or are cluster-scoped (stored under "").
         rows = self.db.execute("SELECT body FROM resources WHERE namespace IN (?, '')", (namespace,))
-        return any(_decode(body).get("metadata", {}).get("uid") == uid for (body,) in rows.fetchall())
+        return any(decode(body).get("metadata", {}).get("uid") == uid for (body,) in rows.fetchall())
 
     def _owned_by(self, uid: str, namespace: str) -> _List[tuple[Kind, Resource]]:
         owned: _List[tuple[Kind, Resource]] = []
         rows = self.db.execute("SELECT kind, body FROM resources WHERE namespace=?", (namespace,))
         for key, body in rows.fetchall():
-            obj = _decode(body)
+            obj = decode(body)
             refs = obj.get("metadata", {}).get("ownerReferences", [])
             if any(ref.get("uid") == uid for ref in refs) and key in _BY_KEY:
                 owned.append((_BY_KEY[key], obj))
         return owned
-
-
-def _decode(body: str) -> Resource:
-    """A stored body (json's output) parsed; orjson takes half the time of json on a list of Services, and the
-    json module still reads what orjson refuses (an integer beyond 64 bits)."""
-    try:
-        return dict(orjson.loads(body))
-    except orjson.JSONDecodeError:
-        return dict(json.loads(body))
 
 
 def _check_version(kind: Kind, current: Resource, wanted: str | None) -> None:

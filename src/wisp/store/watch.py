@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import json
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from wisp.api.kinds import NAMESPACE, Kind
 from wisp.store.events import EventType, StoreEvent
+from wisp.store.json_text import decode, encode
 
 # Changes kept for resuming watches and continuing lists: kept as JSON, about twice an object's size each
 # (5,000 changes of 3 kB objects: 30 MB).
@@ -61,12 +61,12 @@ class _Kept:
 
     @classmethod
     def of(cls, event: StoreEvent) -> _Kept:
-        old = None if event.old is None else json.dumps(event.old, separators=(",", ":"))
-        return cls(event.type, event.kind, json.dumps(event.resource, separators=(",", ":")), old, event.deleted_at)
+        old = None if event.old is None else encode(event.old)
+        return cls(event.type, event.kind, encode(event.resource), old, event.deleted_at)
 
     def event(self) -> StoreEvent:
-        old = None if self.old is None else json.loads(self.old)
-        return StoreEvent(self.type, self.kind, json.loads(self.resource), old, self.deleted_at)
+        old = None if self.old is None else decode(self.old)
+        return StoreEvent(self.type, self.kind, decode(self.resource), old, self.deleted_at)
 
 
 class History:

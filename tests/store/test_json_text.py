@@ -1,0 +1,24 @@
+"""The store's JSON text: orjson's speed, and what orjson refuses (integers beyond 64 bits) still round-trips."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wisp.store.json_text import decode, encode
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=6))
+def test_round_trip(obj: dict[str, object]) -> None:
+    assert decode(encode(obj)) == obj
+
+
+def test_an_integer_beyond_64_bits_round_trips() -> None:
+    obj = {"spec": {"n": 2**70, "m": -(2**65)}}
+    assert decode(encode(obj)) == obj
