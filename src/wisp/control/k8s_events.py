@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import copy
 import itertools
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +30,8 @@ from starlette.routing import Route
 from wisp.api import kinds as k
 from wisp.api.kinds import Kind
 from wisp.api.timestamps import rfc3339
+from wisp.control import k8s_selectors
+from wisp.control.k8s_watch import expired_status, is_true, line_of
 from wisp.store import Store, StoreEvent
 from wisp.types import Clock, Resource
 
@@ -84,8 +85,10 @@ class EventRecorder:
                 "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1, "eventTime": None,
             }
         self._events[key] = event
-        for watcher in list(self._watchers):
-            watcher.offer("MODIFIED" if existing is not None else "ADDED", event)
+        if self._watchers:
+            sent = copy.deepcopy(event)  # one copy for every watcher: a later repeat must not change what was sent
+            for watcher in list(self._watchers):
+                watcher.offer("MODIFIED" if existing is not None else "ADDED", sent)
         self._seen[key] = now
         while len(self._events) > self.max_events:
             oldest, _ = self._events.popitem(last=False)
@@ -140,7 +143,7 @@ class EventWatcher:
 
     def offer(self, type_: str, event: Resource) -> None:
         try:
-            self.queue.put_nowait((type_, copy.deepcopy(event)))  # a later repeat must not change what was sent
+            self.queue.put_nowait((type_, event))
         except asyncio.QueueFull:
             self.expired = True
             self.recorder.unwatch(self)
@@ -299,19 +302,14 @@ def field_filter(selector: str) -> Callable[[Resource], bool]:
 
 
 def label_filter(selector: str) -> Callable[[Resource], bool]:
-    """Events carry no labels: a requirement that a label exists or equals something matches none of them."""
-    terms = [t.strip() for t in selector.split(",") if t.strip()]
-    negative = all(t.startswith("!") or "!=" in t or " notin " in t for t in terms)
-    return lambda event: negative
+    """Kubernetes' label selector (Refused, 400, when it does not parse); events carry no labels, so a requirement
+    that a label exists or equals something matches none of them."""
+    return k8s_selectors.parse(selector, None).matches
 
 
 def _status(code: int, reason: str, message: str) -> JSONResponse:
     return JSONResponse({"apiVersion": "v1", "kind": "Status", "status": "Failure", "message": message,
                          "reason": reason, "code": code}, status_code=code)
-
-
-def _line(type_: str, obj: Resource) -> bytes:
-    return json.dumps({"type": type_, "object": obj}, separators=(",", ":")).encode() + b"\n"
 
 
 def _watch(recorder: EventRecorder, request: Request, wanted: Callable[[Resource], bool]) -> Response:
@@ -333,7 +331,7 @@ def _watch(recorder: EventRecorder, request: Request, wanted: Callable[[Resource
         try:
             current = [e for e in recorder.list() if wanted(e) and int(e["metadata"]["resourceVersion"]) > since]
             if current:
-                yield b"".join(_line("ADDED" if e["count"] == 1 or not since else "MODIFIED", e) for e in current)
+                yield b"".join(line_of("ADDED" if e["count"] == 1 or not since else "MODIFIED", e) for e in current)
             deadline = asyncio.get_running_loop().time() + timeout
             while True:
                 remaining = deadline - asyncio.get_running_loop().time()
@@ -346,12 +344,11 @@ def _watch(recorder: EventRecorder, request: Request, wanted: Callable[[Resource
                 if type_ == "END":
                     return
                 if watcher.expired:
-                    yield _line("ERROR", {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 410,
-                                          "reason": "Expired", "message": "the watch fell too far behind; list "
-                                                                         "the events again and watch from there"})
+                    yield line_of("ERROR", expired_status("the watch fell too far behind; list the events again and "
+                                                          "watch from there"))
                     return
                 if wanted(event):
-                    yield _line(type_, event)
+                    yield line_of(type_, event)
         finally:
             recorder.unwatch(watcher)
 
@@ -371,7 +368,7 @@ def event_routes(recorder: EventRecorder) -> list[Route]:
             return (namespace is None or event["metadata"]["namespace"] == namespace) and by_field(event) \
                 and by_label(event)
 
-        if request.query_params.get("watch", "").lower() in ("1", "true"):
+        if is_true(request.query_params.get("watch")):
             return _watch(recorder, request, wanted)
         items = [e for e in recorder.list(namespace) if wanted(e)]
         # No `continue`: events are capped well below what one answer may hold, and a server may ignore `limit`.
