@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Literal
 
 from wisp.api import kinds as k
 from wisp.api.kinds import Kind
+from wisp.api.timestamps import human_duration, parse_timestamp
 from wisp.control import k8s_crds, k8s_jsonpath
 from wisp.control.k8s_crds import AGE_COLUMN, NAME_COLUMN, Column
 from wisp.types import Resource
@@ -22,43 +22,11 @@ IncludeObject = Literal["None", "Metadata", "Object"]
 INCLUDE_OBJECT_VALUES: tuple[IncludeObject, ...] = ("None", "Metadata", "Object")
 
 
-def human_duration(seconds: float) -> str:
-    """Kubernetes' short age form (2m30s, 5h, 3d4h, 2y), coarser as it grows."""
-    whole = int(seconds)
-    if whole < -1:
-        return "<invalid>"
-    if whole < 0:
-        return "0s"
-    if whole < 120:
-        return f"{whole}s"
-    minutes = whole // 60
-    if minutes < 10:
-        return f"{minutes}m{whole % 60}s" if whole % 60 else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    days = hours // 24
-    if hours < 24 * 8:
-        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
-    if days < 365 * 2:
-        return f"{days}d"
-    if days < 365 * 8:
-        return f"{days // 365}y{days % 365}d" if days % 365 else f"{days // 365}y"
-    return f"{days // 365}y"
-
-
 def age(timestamp: Any, now: float) -> str:
     if not isinstance(timestamp, str) or not timestamp:
         return "<unknown>"
-    try:
-        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return "<invalid>"
-    return human_duration(now - then)
+    then = parse_timestamp(timestamp)
+    return "<invalid>" if then is None else human_duration(now - then)
 
 
 def _cell(column: Column, obj: Resource, now: float) -> Any:
