@@ -79,10 +79,10 @@ async def test_a_new_service_and_a_scale_change_reach_an_open_page(hub: tuple[Li
 
 async def test_a_service_page_gets_its_detail_series_and_pods(hub: tuple[LiveHub, Store, Running]) -> None:
     live, store, running = hub
+    rows, _ = live.subscribe(("services",))
     apply_manifests([SERVICE], store)
-    await asyncio.sleep(0)  # let the watch task read the change
-    while live.service("default", "hello") is None:
-        await asyncio.sleep(0.01)
+    await next_rows(rows, "hello")  # the hub has read the change
+    assert live.service("default", "hello") is not None
     running.readings = [RevisionReading("default", "hello-00001", "hello", 2, 2, 0, 0)]
     client, first = live.subscribe(("service", "default", "hello"))
     snapshot = decode(first.removeprefix(b"retry: 2000\n\n"))

@@ -3,7 +3,6 @@ wiring) are Knative's, and events flow through them."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +158,6 @@ async def test_parallel_delivers_only_the_branches_whose_filter_passes(tmp_path:
             assert replies.events[0].data == {"text": "1"}
             assert second.arrivals == []
             assert sorted(e["id"] for e in third_replies.events) == ["p13", "p23"]
-            await asyncio.sleep(0)
     finally:
         for r in servers:
             await r.stop()
