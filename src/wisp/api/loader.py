@@ -17,7 +17,6 @@ from wisp.types import Resource
 
 # Where the manifest that named a local `image: ./dir` lives; the workload resolves the path against it.
 
-_LOCAL_IMAGE_PREFIXES = ("./", "../", "/")
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ def _check_identity(doc: dict[str, Any], where: str, prefix: str) -> None:
 
 def _with_manifest_dir(resource: Resource, directory: Path) -> Resource:
     """Record the manifest's directory when a container names a local directory as its image."""
-    if not any(_is_local_image(c.get("image")) for c in _containers(resource)):
+    if not any(is_local_image(c.get("image")) for c in _containers(resource)):
         return resource
     meta = dict(resource["metadata"])
     if not isinstance(meta.get("annotations"), dict | None):
@@ -170,8 +169,9 @@ def _containers(resource: Resource) -> list[dict[str, Any]]:
     return [c for c in containers if isinstance(c, dict)] if isinstance(containers, list) else []
 
 
-def _is_local_image(image: object) -> bool:
-    return isinstance(image, str) and image.startswith(_LOCAL_IMAGE_PREFIXES)
+def is_local_image(image: object) -> bool:
+    """`image:` names a directory on this machine (relative to the manifest, or absolute), not an OCI image."""
+    return isinstance(image, str) and (image.startswith(("./", "../", "/")) or image in (".", ".."))
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from wisp.api.loader import is_local_image
 from wisp.api.names import (
     CONFIGURATION_LABEL,
     FUNCTION_TARGET_ANNOTATION,
@@ -35,10 +36,6 @@ class SpecError(Exception):
 def workload_class(revision: Resource) -> str:
     value = revision["metadata"].get("annotations", {}).get(WORKLOAD_CLASS_ANNOTATION, "container")
     return "function" if value == "function" else "container"
-
-
-def _is_local(image: str) -> bool:
-    return image.startswith(("./", "../", "/")) or image in (".", "..")
 
 
 def _secret_value(secret: Resource, key: str) -> str | None:
@@ -214,7 +211,7 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
                             "of a local directory have them); read Secrets and ConfigMaps through env or envFrom")
 
     directory: Path | None = None
-    if _is_local(image):
+    if is_local_image(image):
         base = Path(annotations.get(MANIFEST_DIR_ANNOTATION, "."))
         directory = (base / image).resolve()
         if not directory.is_dir():

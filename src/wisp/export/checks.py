@@ -9,12 +9,11 @@ from typing import Any
 from wisp.api import kinds
 from wisp.api.defaults import apply_defaults
 from wisp.api.errors import FieldError, UnknownKindError
+from wisp.api.loader import is_local_image
 from wisp.api.validation import validate
 from wisp.export import openapi
 from wisp.export.options import is_loopback_host
 from wisp.types import Resource
-
-_LOCAL_IMAGE = ("./", "../", "/")
 
 
 def problems(doc: Resource) -> list[FieldError]:
@@ -49,7 +48,7 @@ def leftovers(value: Any, path: str = "") -> list[FieldError]:
                 found.append(FieldError(f"{path}[{key}]", "wisp's own annotation or label, meaningless to Knative"))
             if key == "image" and isinstance(item, str):
                 # A registry on localhost is the nodes' own (kind's local registry): only a directory is wrong.
-                if item.startswith(_LOCAL_IMAGE):
+                if is_local_image(item):
                     found.append(FieldError(sub, f"{item!r} is a directory on this machine, not an image"))
                 continue
             found += leftovers(item, sub)

@@ -24,7 +24,7 @@ from typing import Any
 
 from wisp.api import kinds
 from wisp.api.errors import FieldError, ManifestError
-from wisp.api.loader import LoadedDoc
+from wisp.api.loader import LoadedDoc, is_local_image
 from wisp.api.names import FUNCTION_TARGET_ANNOTATION, WORKLOAD_CLASS_ANNOTATION
 from wisp.export.addresses import Addresses
 from wisp.types import Resource
@@ -36,7 +36,6 @@ ALIYUN_TIMEOUT = "k8s.aliyun.com/req-timeout"
 ALIYUN_RETRY_COUNT = "k8s.aliyun.com/retry-count"
 ALIYUN_RETRY_INTERVAL = "k8s.aliyun.com/retry-interval"
 _SEED_CLASSES = {"fc": "function", "eci": "container"}
-_LOCAL_IMAGE = ("./", "../", "/")
 DEFAULT_TIMEOUT_SECONDS = 300
 KAFKA_SOURCE_VERSION = "sources.knative.dev/v1"
 DOMAIN_MAPPING_VERSION = "serving.knative.dev/v1beta1"
@@ -163,7 +162,7 @@ def _workload(res: Resource, doc: LoadedDoc, addresses: Addresses, out: Translat
         path = f"{prefix}.containers[{i}]"
         env = _env(container, path, addresses, errors)
         image = container.get("image")
-        if isinstance(image, str) and image.startswith(_LOCAL_IMAGE):
+        if isinstance(image, str) and is_local_image(image):
             container_target = target or env.get("FUNCTION_TARGET") or "main:handle"
             command = [str(c) for c in (container.get("command") or []) + (container.get("args") or [])]
             out.code.append(CodeUse(container, f"{path}.image", (doc.directory / image).resolve(), doc.directory,
