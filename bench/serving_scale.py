@@ -25,38 +25,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.fake_runtime, on whichever tree's src is imported
 
-
-class _Instance:
-    pid = 0
-
-    def __init__(self, name: str, port: int) -> None:
-        self.name, self.port = name, port
-        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-    async def wait_ready(self, timeout: float) -> None:
-        return None
-
-    async def terminate(self, grace: float) -> None:
-        self.kill()
-
-    def kill(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(0)
-
-
-class _Runtime:
-    def __init__(self, spec: Any) -> None:
-        self.spec = spec
-
-    async def start(self) -> None:
-        return None
-
-    async def spawn(self, name: str, port: int, log_path: Path) -> _Instance:
-        return _Instance(name, port)
-
-    async def stop(self) -> None:
-        return None
+from tests.fake_runtime import FakeRuntime  # noqa: E402
 
 
 def _service(code: Path, name: str, version: int) -> dict[str, Any]:
@@ -83,7 +54,7 @@ async def _one_run(services: int, directory: Path) -> dict[str, float]:
     store = Store(directory / "store.db", time.time)
     store.open()
     controller: Controller | None = None
-    dataplane = DataPlane(_Runtime, directory / "logs", time.time,  # type: ignore[arg-type]
+    dataplane = DataPlane(FakeRuntime, directory / "logs", time.time,  # type: ignore[arg-type]
                           lambda key: controller and controller.enqueue(k.REVISION, *key),
                           budget=InstanceBudget(MachineLimit(services * 2, "bench")))
     reconciler = ServingReconciler(store, dataplane, RoutingTable(), Network(), time.time)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.serving.test_idle_ticks import Clock, FakeRuntime
+from tests.fake_runtime import FakeRuntime
+from tests.serving.test_idle_ticks import Clock
 from wisp.api import kinds as k
 from wisp.api.names import ROUTING_STATE_LABEL
 from wisp.control import routing_state as rs

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.serving.test_idle_ticks import Clock, FakeRuntime
+from tests.fake_runtime import FakeRuntime
+from tests.serving.test_idle_ticks import Clock
 from wisp.api import kinds as k
 from wisp.api.kinds import Kind
 from wisp.control import routing_state as rs

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_runtime import FakeRuntime
 from wisp.api.autoscaling import AutoscalerConfig, resolve_scaling
 from wisp.serving.autoscaler import Decision, RevisionAutoscaler
 from wisp.serving.dataplane import DataPlane, RevisionSettings
@@ -21,39 +22,6 @@ ZERO = {"autoscaling.knative.dev/initial-scale": "0"}
 CONFIG = AutoscalerConfig(allow_zero_initial_scale=True)
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class FakeInstance:
-    pid = 0
-
-    def __init__(self, name: str, port: int) -> None:
-        self.name = name
-        self.port = port
-        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-    async def wait_ready(self, timeout: float) -> None:
-        return None
-
-    async def terminate(self, grace: float) -> None:
-        self.kill()
-
-    def kill(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(0)
-
-
-class FakeRuntime:
-    def __init__(self, spec: WorkloadSpec) -> None:
-        self.spec = spec
-
-    async def start(self) -> None:
-        return None
-
-    async def spawn(self, name: str, port: int, log_path: Path) -> FakeInstance:
-        return FakeInstance(name, port)
-
-    async def stop(self) -> None:
-        return None
 
 
 class Clock:

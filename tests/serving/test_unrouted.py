@@ -12,7 +12,8 @@ from typing import ClassVar
 
 import pytest
 
-from tests.serving.test_idle_ticks import TICK, Clock, FakeInstance
+from tests.fake_runtime import FakeInstance
+from tests.serving.test_idle_ticks import TICK, Clock
 from wisp.api.autoscaling import AutoscalerConfig, resolve_scaling
 from wisp.serving.dataplane import DataPlane, RevisionSettings
 from wisp.serving.ingress import Timeouts
