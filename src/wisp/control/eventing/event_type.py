@@ -71,22 +71,25 @@ class AutoEventTypes:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._seen: set[tuple[str, str]] = set()
+        self._seen: set[tuple[str, str, str, str]] = set()  # (namespace, addressable, type, source)
         self._full_reported = False
 
     def observer(self, addressable: Resource) -> Callable[[CloudEvent], None]:
+        meta = addressable["metadata"]
+
         def observe(event: CloudEvent) -> None:
-            wanted = auto_event_type(addressable, event)
-            key = (wanted["metadata"]["namespace"], wanted["metadata"]["name"])
-            if key in self._seen:
+            # Checked before anything is built: every event an addressable takes passes here.
+            seen = (meta["namespace"], meta["name"], str(event["type"]), str(event["source"]))
+            if seen in self._seen:
                 return
             if len(self._seen) >= MAX_AUTO_CREATED:
                 if not self._full_reported:
                     log.warning("%d EventTypes auto-created: creating no more", MAX_AUTO_CREATED)
                     self._full_reported = True
                 return
-            self._seen.add(key)
-            if self._store.get(k.EVENT_TYPE, *key) is None:
+            self._seen.add(seen)
+            wanted = auto_event_type(addressable, event)
+            if self._store.get(k.EVENT_TYPE, meta["namespace"], wanted["metadata"]["name"]) is None:
                 self._store.apply([(k.EVENT_TYPE, wanted)])
 
         return observe
