@@ -135,19 +135,12 @@ class InMemoryChannel:
         events = await received_events(scope, receive, send, self._max_body)
         if events is None:
             return
-        if self.on_event is not None:
-            self._observe(events)
-        if self.async_handler:
-            if not self.publish_later(events):
-                await respond_text(send, 503, "the channel has too many events in flight", [(b"retry-after", b"1")])
-                return
+        if await self.take(events):
             await respond_text(send, 202, "")
-            return
-        if await self.publish(events):
-            await respond_text(send, 202, "")
+        elif self.async_handler:
+            await respond_text(send, 503, "the channel has too many events in flight", [(b"retry-after", b"1")])
         else:
             await respond_text(send, 500, "a subscriber could not take the event")
-
 
     def _observe(self, events: Sequence[CloudEvent]) -> None:
         assert self.on_event is not None
