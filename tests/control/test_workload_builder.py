@@ -60,6 +60,7 @@ def config_map(name: str, data: dict[str, str]) -> Resource:
 SECRETS = {
     "db": secret("db", {"USER": "admin", "PASSWORD": "s3cret", "SHARED": "from-secret"}),
     "plain": secret("plain", string_data={"TOKEN": "tok"}),
+    "both": secret("both", {"TOKEN": "old"}, string_data={"TOKEN": "new"}),  # the API server's merge: stringData
 }
 CONFIG_MAPS = {
     "settings": config_map("settings", {"MODE": "prod", "SHARED": "from-config", "LEVEL": "info"}),
@@ -157,6 +158,9 @@ ENV_CASES = [
                          {"configMapRef": {"name": "nope", "optional": True}}]}, {}),
     EnvCase("secretKeyRef", {"env": [secret_key("DB_PASS", "db", "PASSWORD")]}, {"DB_PASS": "s3cret"}),
     EnvCase("secretKeyRef into stringData", {"env": [secret_key("T", "plain", "TOKEN")]}, {"T": "tok"}),
+    EnvCase("stringData over data, as Kubernetes merges them",
+            {"env": [secret_key("T", "both", "TOKEN")], "envFrom": [{"prefix": "E_", "secretRef": {"name": "both"}}]},
+            {"T": "new", "E_TOKEN": "new"}),
     EnvCase("configMapKeyRef", {"env": [config_key("M", "settings", "MODE")]}, {"M": "prod"}),
     EnvCase("valueFrom beats envFrom",
             {"envFrom": [{"configMapRef": {"name": "settings"}}], "env": [secret_key("MODE", "db", "USER")]},

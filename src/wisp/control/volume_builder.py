@@ -24,7 +24,8 @@ def _config_map_data(cm: Resource) -> dict[str, bytes]:
     return data
 
 
-def _secret_data(secret: Resource) -> dict[str, bytes]:
+def secret_data(secret: Resource) -> dict[str, bytes]:
+    """A Secret's values by key; `stringData` over `data`, as the API server merges them on write."""
     data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
     data.update({k: str(v).encode() for k, v in (secret.get("stringData") or {}).items()})
     return data
@@ -117,7 +118,7 @@ def _volume(volume: Mapping[str, Any], revision: Resource, secrets: Lookup, conf
         return Volume(name, "configMap", tuple(files))
     if "secret" in volume:
         source = volume.get("secret") or {}
-        files = _keyed(source, str(source.get("secretName", "")), "secret", secrets, _secret_data, namespace,
+        files = _keyed(source, str(source.get("secretName", "")), "secret", secrets, secret_data, namespace,
                        _mode(source.get("defaultMode"), DEFAULT_MODE), f"{path}.secret")
         return Volume(name, "secret", tuple(files))
     projected = volume.get("projected") or {}
@@ -131,7 +132,7 @@ def _volume(volume: Mapping[str, Any], revision: Resource, secrets: Lookup, conf
                             default_mode, f"{spath}.configMap")
         elif item.get("secret") is not None:
             src = item["secret"]
-            files += _keyed(src, str(src.get("name", "")), "secret", secrets, _secret_data, namespace, default_mode,
+            files += _keyed(src, str(src.get("name", "")), "secret", secrets, secret_data, namespace, default_mode,
                             f"{spath}.secret")
         elif item.get("downwardAPI") is not None:
             files += _downward(item["downwardAPI"], revision, default_mode, f"{spath}.downwardAPI")

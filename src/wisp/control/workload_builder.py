@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -19,6 +18,7 @@ from wisp.api.names import (
 )
 from wisp.api.quantity import to_bytes, to_millicores
 from wisp.control.env_expansion import expand
+from wisp.control.volume_builder import secret_data
 from wisp.serving.workloads.cgroups import Limits
 from wisp.serving.workloads.types import OciOptions, Probe, WorkloadSpec
 from wisp.types import Resource
@@ -39,11 +39,8 @@ def workload_class(revision: Resource) -> str:
 
 
 def _secret_value(secret: Resource, key: str) -> str | None:
-    data = secret.get("data", {})
-    if key in data:
-        return base64.b64decode(data[key]).decode("utf-8", errors="replace")
-    value = secret.get("stringData", {}).get(key)
-    return None if value is None else str(value)
+    value = secret_data(secret).get(key)
+    return None if value is None else value.decode("utf-8", errors="replace")
 
 
 def _key_ref(ref: Mapping[str, Any], namespace: str, lookup: Lookup, what: str, path: str,
@@ -88,8 +85,7 @@ def instance_env(
                 if not ref.get("optional"):
                     raise SpecError(f'{prefix}.envFrom[{i}].secretRef: secret "{ref.get("name")}" not found')
                 continue
-            keys = {*secret.get("data", {}), *secret.get("stringData", {})}
-            env.update({pre + k: _secret_value(secret, k) or "" for k in keys})
+            env.update({pre + k: v.decode("utf-8", errors="replace") for k, v in secret_data(secret).items()})
         elif "configMapRef" in source:
             ref = source["configMapRef"]
             cm = config_maps(namespace, ref.get("name", ""))
