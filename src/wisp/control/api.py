@@ -28,7 +28,7 @@ from wisp.api.errors import ManifestError, UnknownKindError
 from wisp.api.kinds import Kind
 from wisp.control.admission import apply_manifests, warnings_for
 from wisp.control.body_limit import DEFAULT_LIMIT, BodyLimit
-from wisp.control.k8s_verbs import Verbs, redact
+from wisp.control.k8s_verbs import Verbs, json_body, redact
 from wisp.control.k8s_watch import WatchSettings
 from wisp.control.refusal import Refused, bad_request
 from wisp.control.secret_scrub import scrub
@@ -112,12 +112,7 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
     verbs = Verbs(store, list_virtual, clock, rng, watch_settings)
 
     async def apply(request: Request) -> Response:
-        body = await _json(request)
-        if isinstance(body, Response):
-            return body
-        items = body.get("items") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            return status_response(400, "BadRequest", 'body must be {"items": [resource, ...]}')
+        items = await _items(request)
         try:
             results = apply_manifests(items, store)
         except ManifestError as exc:
@@ -128,12 +123,7 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
         ]})
 
     async def delete_many(request: Request) -> Response:
-        body = await _json(request)
-        if isinstance(body, Response):
-            return body
-        items = body.get("items") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            return status_response(400, "BadRequest", 'body must be {"items": [resource, ...]}')
+        items = await _items(request)
         keys = [_delete_key(index, item) for index, item in enumerate(items)]  # every item named, or nothing done
         deleted = store.delete_many(keys)
         return JSONResponse({"items": [
@@ -199,13 +189,13 @@ def build_api(store: Store, virtual: VirtualKinds, token: str | None = None,
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
 
 
-async def _json(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError as exc:
-        return status_response(400, "BadRequest", f"body is not valid JSON: {exc}")
-    except RecursionError:
-        return status_response(400, "BadRequest", "body is not valid JSON: it nests too deeply")
+async def _items(request: Request) -> list[Any]:
+    """The `{"items": [...]}` body of /apply and /delete; Refused (400) saying why when it is not one."""
+    body = await json_body(request)
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise bad_request('body must be {"items": [resource, ...]}')
+    return items
 
 
 def _delete_key(index: int, item: object) -> tuple[Kind, str, str]:
