@@ -310,12 +310,16 @@ class RevisionRunner:
     def _spawn_soon(self) -> None:
         suffix = "".join(secrets.choice(_POD_SUFFIX_ALPHABET) for _ in range(5))
         name = f"{self.key[1]}-deployment-{suffix}"
-        port = free_port()
-        slot = Slot(name, UpstreamPool("127.0.0.1", port), self.throttler.capacity)
+        slot, port = self._fresh_slot(name)
         pod = Pod(name, self.key, self.clock(), slot, self.log_dir / f"{name}.log")
         self.pods.append(pod)
         if self._schedule(pod):
             self._background(self._run_pod(pod, port))
+
+    def _fresh_slot(self, pod_name: str) -> tuple[Slot, int]:
+        """A slot on a port of its own: each start of a pod's instance listens on a new one."""
+        port = free_port()
+        return Slot(pod_name, UpstreamPool("127.0.0.1", port), self.throttler.capacity), port
 
     def _requests(self) -> Requests:
         spec = self.runtime.spec
@@ -342,9 +346,8 @@ class RevisionRunner:
         for pod in [p for p in self.pods if p.unschedulable is not None and p.phase == "Pending"]:
             if not self._schedule(pod):
                 return  # first come, first placed
-            port = free_port()
             pod.slot.pool.close()
-            pod.slot = Slot(pod.name, UpstreamPool("127.0.0.1", port), self.throttler.capacity)
+            pod.slot, port = self._fresh_slot(pod.name)
             self._background(self._run_pod(pod, port))
 
     async def _run_pod(self, pod: Pod, port: int) -> None:
@@ -357,8 +360,7 @@ class RevisionRunner:
             pod.restart_reason = None
             self.throttler.remove(pod.slot)
             pod.slot.pool.close()
-            port = free_port()
-            pod.slot = Slot(pod.name, UpstreamPool("127.0.0.1", port), self.throttler.capacity)
+            pod.slot, port = self._fresh_slot(pod.name)
             pod.instance = None
             pod.phase = "Pending"
             self.on_change()
