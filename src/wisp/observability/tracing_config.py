@@ -96,16 +96,7 @@ def parse_config_tracing(data: Mapping[str, str]) -> TracingConfig:
         backend = backend_raw
     else:
         errors.append(FieldError("data[backend]", f"must be one of {', '.join(BACKENDS)}, not {backend_raw[:100]!r}"))
-    rate = DEFAULT_SAMPLE_RATE
-    if "sample-rate" in data:
-        raw = str(data["sample-rate"]).strip()
-        try:
-            rate = float(raw)
-        except ValueError:
-            rate = math.nan
-        if not 0.0 <= rate <= 1.0:  # NaN fails too
-            errors.append(FieldError("data[sample-rate]", f"must be a number from 0 to 1, not {raw[:100]!r}"))
-            rate = DEFAULT_SAMPLE_RATE
+    rate = _rate(data, "sample-rate", errors)
     debug = False
     if "debug" in data:
         raw = str(data["debug"]).strip().lower()
@@ -119,6 +110,21 @@ def parse_config_tracing(data: Mapping[str, str]) -> TracingConfig:
     if errors:
         raise ManifestError(errors)
     return TracingConfig(backend, rate, debug, zipkin, otlp)
+
+
+def _rate(data: Mapping[str, str], key: str, errors: list[FieldError]) -> float:
+    """A sampling rate from 0 to 1 (the default when absent or, with an error recorded, when not one)."""
+    if key not in data:
+        return DEFAULT_SAMPLE_RATE
+    raw = str(data[key]).strip()
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = math.nan
+    if not 0.0 <= rate <= 1.0:  # NaN fails too
+        errors.append(FieldError(f"data[{key}]", f"must be a number from 0 to 1, not {raw[:100]!r}"))
+        return DEFAULT_SAMPLE_RATE
+    return rate
 
 
 def parse_config_observability(data: Mapping[str, str]) -> TracingConfig | None:
@@ -143,15 +149,7 @@ def parse_config_observability(data: Mapping[str, str]) -> TracingConfig | None:
         errors.append(FieldError("data[tracing-endpoint]", "must not be set when tracing-protocol is none"))
     elif endpoint and protocol == "http/protobuf":
         endpoint = _url("tracing-endpoint", endpoint, errors)
-    rate = DEFAULT_SAMPLE_RATE
-    if "tracing-sampling-rate" in data:
-        raw = str(data["tracing-sampling-rate"]).strip()
-        try:
-            rate = float(raw)
-        except ValueError:
-            rate = math.nan
-        if not 0.0 <= rate <= 1.0:
-            errors.append(FieldError("data[tracing-sampling-rate]", f"must be a number from 0 to 1, not {raw[:100]!r}"))
+    rate = _rate(data, "tracing-sampling-rate", errors)
     if errors:
         raise ManifestError(errors)
     if protocol == "none":
