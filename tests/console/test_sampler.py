@@ -93,3 +93,15 @@ def test_request_stats_count_every_request_and_keep_a_bounded_sample(latencies: 
     assert done.count == len(latencies)
     assert len(done.latencies) == min(len(latencies), LATENCIES_KEPT)
     assert set(done.latencies) <= set(latencies)
+
+
+def test_forgetting_a_service_keeps_the_decisions_of_one_whose_name_it_prefixes() -> None:
+    # Services `a` and `a-b`: revisions `a-00001` and `a-b-00001`. Forgetting `a` must not make `a-b`'s unchanged
+    # decision look new (it would be logged twice).
+    sampler = Sampler()
+    a = RevisionReading("default", "a-00001", "a", 1, 1, 0, 0, decision(1))
+    a_b = RevisionReading("default", "a-b-00001", "a-b", 2, 2, 0, 0, decision(2))
+    sampler.sample(1.0, [a, a_b], {}, 1.0)
+    sampler.forget(("default", "a"))
+    sampler.sample(2.0, [a_b], {}, 1.0)
+    assert len(sampler.decisions(("default", "a-b"))) == 1

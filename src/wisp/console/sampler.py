@@ -102,7 +102,7 @@ class Sampler:
     def __init__(self) -> None:
         self._rings: dict[ServiceKey, _Ring] = {}
         self._decisions: dict[ServiceKey, deque[dict[str, object]]] = {}
-        self._last_decision: dict[RevisionKey, DecisionReading] = {}
+        self._last_decision: dict[ServiceKey, dict[str, DecisionReading]] = {}  # by Service, then revision
         self.last_point: dict[ServiceKey, dict[str, float | None]] = {}
 
     def sample(self, now: float, readings: Iterable[RevisionReading],
@@ -151,11 +151,12 @@ class Sampler:
 
     def _note_decision(self, now: float, reading: RevisionReading) -> None:
         decision = reading.decision
-        key = (reading.namespace, reading.revision)
-        if decision is None or self._last_decision.get(key) == decision:
+        service = service_of(reading)
+        last = self._last_decision.setdefault(service, {})
+        if decision is None or last.get(reading.revision) == decision:
             return
-        self._last_decision[key] = decision
-        log = self._decisions.setdefault(service_of(reading), deque(maxlen=DECISIONS_KEPT))
+        last[reading.revision] = decision
+        log = self._decisions.setdefault(service, deque(maxlen=DECISIONS_KEPT))
         log.append({"t": now, "revision": reading.revision, "desired": decision.desired, "ready": decision.ready,
                     "mode": "panic" if decision.panicking else "stable", "stable": round(decision.stable, 3),
                     "panic": round(decision.panic, 3), "target": round(decision.target, 3),
@@ -171,10 +172,7 @@ class Sampler:
         self._rings.pop(key, None)
         self._decisions.pop(key, None)
         self.last_point.pop(key, None)
-        for revision_key in [r for r in self._last_decision if r[0] == key[0]]:
-            # Revisions are named after their Service: `{service}-00001`.
-            if revision_key[1].startswith(key[1] + "-"):
-                del self._last_decision[revision_key]
+        self._last_decision.pop(key, None)
 
     def series(self, key: ServiceKey, since: float = 0.0) -> dict[str, list[float | None]]:
         ring = self._rings.get(key)
