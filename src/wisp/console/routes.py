@@ -30,7 +30,7 @@ def console_routes(hub: LiveHub, static: StaticFiles) -> list[Route]:
 
     def page(name: str) -> Any:
         async def endpoint(request: Request) -> Response:
-            return static.response(name)
+            return static.response(name, request)  # with the ETag check: an unchanged page is a 304
         return endpoint
 
     def feed(topic: Topic) -> Response:
@@ -125,7 +125,6 @@ def console_routes(hub: LiveHub, static: StaticFiles) -> list[Route]:
 
     routes = [Route(path, page(name), methods=["GET"]) for path, name in PAGES.items()]
     routes += [
-        Route("/ui/static/{path:path}", static.endpoint, methods=["GET"]),
         Route("/ui/feed/services", services_feed, methods=["GET"]),
         Route("/ui/feed/services/{namespace}/{name}", service_feed, methods=["GET"]),
         Route("/ui/feed/eventing", eventing_feed, methods=["GET"]),

@@ -45,7 +45,8 @@ def _load() -> dict[str, StaticFile]:
 
 
 class StaticFiles:
-    """`GET /ui/static/{name}` for the files under console/static (nothing else), with ETags."""
+    """The files under console/static (nothing else), with ETags: served by the console's gate, in front of every
+    route, for `GET /ui/static/{name}`, and for the pages."""
 
     def __init__(self) -> None:
         self.files = _load()
@@ -58,6 +59,3 @@ class StaticFiles:
         if request is not None and request.headers.get("if-none-match") == found.etag:
             return Response(status_code=304, headers=headers)
         return Response(found.body, media_type=found.content_type, headers=headers)
-
-    async def endpoint(self, request: Request) -> Response:
-        return self.response(request.path_params["path"], request)
