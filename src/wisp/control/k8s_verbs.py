@@ -278,12 +278,7 @@ class Verbs:
             return respond(kind, self._current(kind, namespace, name))
         if request.method == "PATCH":
             return await self._patch(request, kind, namespace, name, status_only=True)
-        opts = options(request)
-        body = await object_body(request)
-        if not isinstance(body, dict):
-            raise bad_request("the body must be an object")
-        body = match_path(kind, request.path_params["version"], body, request.path_params.get("namespace"), name)
-        current = self._current(kind, namespace, name)
+        opts, body, current = await self._put_body(request, kind, namespace, name)
         return self._write_status(kind, current, body, opts)
 
     def _target(self, request: Request) -> tuple[Kind, str, str]:
@@ -309,13 +304,18 @@ class Verbs:
             raise invalid(kind, name, [(e.path, e.message) for e in exc.errors]) from None
         return resource, warnings + warnings_for(resource)
 
-    async def _replace(self, request: Request, kind: Kind, namespace: str, name: str) -> Response:
+    async def _put_body(self, request: Request, kind: Kind, namespace: str,
+                        name: str) -> tuple[Options, Resource, Resource]:
+        """A PUT's options, its object (matched against the path) and what is stored now (NotFound if nothing)."""
         opts = options(request)
         body = await object_body(request)
         if not isinstance(body, dict):
             raise bad_request("the body must be an object")
         body = match_path(kind, request.path_params["version"], body, request.path_params.get("namespace"), name)
-        current = self._current(kind, namespace, name)
+        return opts, body, self._current(kind, namespace, name)
+
+    async def _replace(self, request: Request, kind: Kind, namespace: str, name: str) -> Response:
+        opts, body, current = await self._put_body(request, kind, namespace, name)
         version = (body.get("metadata") or {}).get("resourceVersion")
         if not version and kind.group:
             raise invalid(kind, name, [("metadata.resourceVersion",
