@@ -20,5 +20,13 @@ def test_round_trip(obj: dict[str, object]) -> None:
 
 
 def test_an_integer_beyond_64_bits_round_trips() -> None:
-    obj = {"spec": {"n": 2**70, "m": -(2**65)}}
+    # Not powers of two: a float equals those exactly and would hide a lossy read.
+    obj = {"spec": {"n": 2**70 + 1, "m": -(2**63) - 1, "u": 2**64 + 3}}
+    decoded = decode(encode(obj))
+    assert decoded == obj
+    assert all(type(v) is int for v in decoded["spec"].values())
+
+
+def test_a_string_of_digits_stays_a_string() -> None:
+    obj = {"data": {"id": "1234567890123456789012", "n": 12}}
     assert decode(encode(obj)) == obj

@@ -1,14 +1,19 @@
-"""Objects to JSON text and back, fast: orjson where it can, the json module where orjson refuses (an integer
-beyond 64 bits, which a manifest may hold)."""
+"""Objects to JSON text and back, fast: orjson where it is exact, the json module where it is not (an integer
+beyond 64 bits, which a manifest may hold: orjson refuses to write one and reads one back as a float)."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
 
 from wisp.types import Resource
+
+# 19 digits in a row may be an integer orjson reads as a float (past int64 / uint64); a string holding them
+# only takes the exact path, which is slower but just as right.
+_MAYBE_BEYOND_64_BITS = re.compile(r"\d{19}")
 
 
 def encode(obj: Any) -> str:
@@ -19,7 +24,9 @@ def encode(obj: Any) -> str:
 
 
 def decode(text: str) -> Resource:
-    try:
-        return dict(orjson.loads(text))
-    except orjson.JSONDecodeError:
-        return dict(json.loads(text))
+    if _MAYBE_BEYOND_64_BITS.search(text) is None:
+        try:
+            return dict(orjson.loads(text))
+        except orjson.JSONDecodeError:
+            pass
+    return dict(json.loads(text))
