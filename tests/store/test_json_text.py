@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wisp.store.json_text import decode, encode
+from wisp.store.json_text import decode, encode, loads
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
@@ -30,3 +30,8 @@ def test_an_integer_beyond_64_bits_round_trips() -> None:
 def test_a_string_of_digits_stays_a_string() -> None:
     obj = {"data": {"id": "1234567890123456789012", "n": 12}}
     assert decode(encode(obj)) == obj
+
+
+def test_loads_reads_bytes_and_any_value() -> None:
+    assert loads(b'[18446744073709551617, "x"]') == [2**64 + 1, "x"]
+    assert loads("3") == 3

@@ -14,6 +14,7 @@ from wisp.types import Resource
 # 19 digits in a row may be an integer orjson reads as a float (past int64 / uint64); a string holding them
 # only takes the exact path, which is slower but just as right.
 _MAYBE_BEYOND_64_BITS = re.compile(r"\d{19}")
+_MAYBE_BEYOND_64_BITS_BYTES = re.compile(rb"\d{19}")
 
 
 def encode(obj: Any) -> str:
@@ -23,10 +24,16 @@ def encode(obj: Any) -> str:
         return json.dumps(obj, separators=(",", ":"))
 
 
-def decode(text: str) -> Resource:
-    if _MAYBE_BEYOND_64_BITS.search(text) is None:
+def loads(text: str | bytes) -> Any:
+    """Any JSON value; raises ValueError (json.JSONDecodeError or orjson's, both subclasses) when not JSON."""
+    pattern = _MAYBE_BEYOND_64_BITS if isinstance(text, str) else _MAYBE_BEYOND_64_BITS_BYTES
+    if pattern.search(text) is None:  # type: ignore[arg-type]
         try:
-            return dict(orjson.loads(text))
+            return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
-    return dict(json.loads(text))
+    return json.loads(text)
+
+
+def decode(text: str) -> Resource:
+    return dict(loads(text))
