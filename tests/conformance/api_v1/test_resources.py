@@ -10,14 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conformance.conftest import Target, conformance_daemon, knative_service
 
 HOST = "resources.default.localhost"
 
 
-async def test_custom_resources_limits(tmp_path: Path, target: Target) -> None:
+async def test_custom_resources_limits(tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
     resources = {"limits": {"memory": "96Mi"}, "requests": {"memory": "96Mi"}}
+    user_cwd = tmp_path / "cwd"  # where the user ran `wisp up`: the daemon writes nothing there
+    user_cwd.mkdir()
+    monkeypatch.chdir(user_cwd)
     async with conformance_daemon(tmp_path, target) as h, httpx.AsyncClient(base_url=h.api, timeout=10) as api:
         h.apply(knative_service("resources", target.container(resources=resources)))
         await h.ready("resources", timeout=60)
@@ -36,6 +40,7 @@ async def test_custom_resources_limits(tmp_path: Path, target: Target) -> None:
             while await bloat(20) != 200:
                 assert loop.time() < deadline
                 await asyncio.sleep(0.5)
+            assert list(user_cwd.iterdir()) == []  # podman's conmon writes `oom` into its working directory
             return
 
         async def statuses() -> list[dict[str, Any]]:

@@ -265,8 +265,10 @@ class OciRuntime:
         spawned_at = asyncio.get_running_loop().time()
         try:
             # No parent-death signal: killing the client would not stop the container (conmon keeps it), and a
-            # daemon started again removes both; an exec less on every cold start.
-            proc = await start_logged(argv, name, log_path, {**engine.environ, **by_name}, None, orphan_guard=False)
+            # daemon started again removes both; an exec less on every cold start. Run in the state dir: podman's
+            # conmon writes a file named `oom` into its working directory when the kernel kills a container.
+            proc = await start_logged(argv, name, log_path, {**engine.environ, **by_name}, env_file.parent,
+                                      orphan_guard=False)
         except WorkloadError:
             env_file.unlink(missing_ok=True)
             raise
