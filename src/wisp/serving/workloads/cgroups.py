@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import secrets
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,9 +137,12 @@ def unavailable(limits: Limits, found: Hierarchy | None) -> str | None:
 
 
 def create(name: str, limits: Limits, found: Hierarchy) -> InstanceCgroup:
-    """A cgroup named `wisp-<name>` under the daemon's, with the limits written; OSError when the kernel refuses."""
+    """A cgroup named `wisp-<name>-<random>` under the daemon's, with the limits written; OSError when the kernel
+    refuses. Random: an instance restarted in place must not meet its predecessor's cgroup, which the kernel
+    lets go of a moment after its last process."""
     made: list[Path] = []
     cgroup = InstanceCgroup(made, found.version)
+    name = f"{name}-{secrets.token_hex(3)}"
     try:
         if found.version == 2:
             assert found.memory is not None

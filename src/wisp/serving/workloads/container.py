@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -14,11 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wisp.serving.workloads import cgroups, sandbox, volumes
+from wisp.serving.workloads.parked import PARKED_DIR, Parked, parked_argv
 from wisp.serving.workloads.probe import wait_ready
 from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import WorkloadError, WorkloadSpec
 
 CGROUP_REMOVE_TRIES, CGROUP_REMOVE_DELAY = 20, 0.05
+PARK_DELAY = 0.1  # after a spawn, before the next instance is parked
 
 
 class ProcessInstance:
@@ -137,16 +140,18 @@ async def run_probe_command(command: Sequence[str], timeout: float, cwd: Path | 
 
 
 async def start_logged(argv: list[str], name: str, log_path: Path, env: dict[str, str],
-                       cwd: Path | None, orphan_guard: bool = True) -> asyncio.subprocess.Process:
+                       cwd: Path | None, orphan_guard: bool = True,
+                       stdin_pipe: bool = False) -> asyncio.subprocess.Process:
     """`argv` as the leader of a new process group, output appended to `log_path`; with `orphan_guard`,
-    killed if the daemon dies."""
+    killed if the daemon dies; stdin from /dev/null, or a pipe from the daemon (`stdin_pipe`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # Instance output may hold what the app prints of its secrets: readable by its owner only.
     with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         try:
             run = _orphan_guarded(argv, cwd, env) if orphan_guard else argv
             return await asyncio.create_subprocess_exec(
-                *run, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log,
+                *run, cwd=cwd, env=env, stdin=asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL,
+                stdout=log,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True,
             )
         except OSError as e:
@@ -173,6 +178,12 @@ class ProcessRuntime:
         self.spec = spec
         self._volumes = None if volume_root is None else volume_root / spec.namespace / spec.revision
         self._cwd, self._chdir = sandbox.absolute_working_dir(spec.working_dir, spec.directory)
+        # One instance parked past its sandbox and cgroup set-up, for revisions that have them (parked.py).
+        self._parked: Parked | None = None
+        self.parked = asyncio.Event()  # set while a process is parked
+        self._parking: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
 
     @property
     def sandboxed(self) -> bool:
@@ -221,13 +232,50 @@ class ProcessRuntime:
         self.spec = spec
         return await asyncio.to_thread(self._write_volumes, spec)
 
+    @property
+    def _cgroup_wanted(self) -> bool:
+        """Whether instances get a cgroup of their own; a CPU request alone is a weight, best effort: where wisp
+        cannot make a cgroup the instance runs without (limits were checked by `start`)."""
+        limits = self.spec.limits
+        found = cgroups.hierarchy() if limits.any else None
+        weight_only = limits.memory is None and limits.cpu_millis is None
+        return found is not None and not (weight_only and cgroups.unavailable(limits, found))
+
+    def _env(self) -> dict[str, str]:
+        env = dict(self.spec.env)
+        env.setdefault("PATH", os.environ.get("PATH", os.defpath))
+        return env
+
     async def spawn(self, name: str, port: int, log_path: Path) -> ProcessInstance:
         spec = self.spec
         argv = [*spec.command, *spec.args]
-        if not self.sandboxed and not spec.limits.any:
+        if not self.sandboxed and not self._cgroup_wanted:
             return await _start_process(argv, name, port, log_path, spec, self._cwd)
-        if not self.sandboxed and spec.limits.any and cgroups.hierarchy() is None:
-            return await _start_process(argv, name, port, log_path, spec, self._cwd)  # a weight only, no cgroups
+        parked = self._parked
+        if parked is not None and not parked.alive:  # died while parked: its file and cgroup go
+            self._keep(asyncio.create_task(parked.discard()))
+            self._parked = parked = None
+            self.parked.clear()
+        ordered = parked.order(port, log_path) if parked is not None else None
+        if parked is not None and ordered is not None:
+            self._parked = None
+            self.parked.clear()
+            env, proc, cgroup = ordered, parked.proc, parked.cgroup
+        else:
+            env = {**self._env(), "PORT": str(port)}
+            proc, cgroup = await self._start_wrapped(name, log_path, env, park=False)
+        self._park_soon(log_path.parent)
+        instance = ProcessInstance(name, port, proc, log_path, spec, env, cgroup)
+        instance.sandboxed, instance.cwd = self.sandboxed, self._cwd
+        return instance
+
+    async def _start_wrapped(self, name: str, log_path: Path, env: dict[str, str],
+                             park: bool) -> tuple[asyncio.subprocess.Process, cgroups.InstanceCgroup | None]:
+        """The command in its sandbox and/or cgroup (with `park`, waiting for its port: parked.py)."""
+        spec = self.spec
+        argv = [*spec.command, *spec.args]
+        if park:
+            argv = parked_argv(argv)
         guard = True
         if self.sandboxed:
             root = self._volumes or Path("/nonexistent")
@@ -236,32 +284,65 @@ class ProcessRuntime:
                                 user=spec.run_as_user, group=spec.run_as_group, keep=keep)
             guard = False  # bwrap's --die-with-parent stands in for setpriv's parent-death signal
         cgroup = None
-        found = cgroups.hierarchy() if spec.limits.any else None
-        # A CPU request alone is a weight, best effort: where wisp cannot make a cgroup the instance runs without.
-        weight_only = spec.limits.memory is None and spec.limits.cpu_millis is None
-        if found is not None and not (weight_only and cgroups.unavailable(spec.limits, found)):
+        found = cgroups.hierarchy()
+        if self._cgroup_wanted and found is not None:
             try:
                 cgroup = await asyncio.to_thread(cgroups.create, name, spec.limits, found)
             except OSError as exc:
-                if not weight_only:
+                if spec.limits.memory is not None or spec.limits.cpu_millis is not None:
                     raise WorkloadError(f"instance {name}: cannot make its cgroup for the resource limits: "
                                         f"{exc}") from None
         if cgroup is not None:
             argv = cgroups.joined(argv, cgroup)
-        env = dict(spec.env)
-        env.setdefault("PATH", os.environ.get("PATH", os.defpath))
-        env["PORT"] = str(port)
         try:
-            proc = await start_logged(argv, name, log_path, env, self._cwd, orphan_guard=guard)
+            proc = await start_logged(argv, name, log_path, env, self._cwd, orphan_guard=guard, stdin_pipe=park)
         except WorkloadError:
             if cgroup is not None:
                 cgroup.remove()
             raise
-        instance = ProcessInstance(name, port, proc, log_path, spec, env, cgroup)
-        instance.sandboxed, instance.cwd = self.sandboxed, self._cwd
-        return instance
+        return proc, cgroup
+
+    def _park_soon(self, log_dir: Path) -> None:
+        """Park the next instance shortly after this one starts (not competing with it for the CPU now)."""
+        if self._stopped or self._parking is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._parking = loop.call_later(PARK_DELAY, lambda: self._keep(loop.create_task(self._park(log_dir))))
+
+    async def _park(self, log_dir: Path) -> None:
+        self._parking = None
+        if self._stopped or self._parked is not None:
+            return
+        directory = log_dir / PARKED_DIR
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = secrets.token_hex(4)
+        env = self._env()
+        try:
+            proc, cgroup = await self._start_wrapped(f"parked-{key}", directory / f"{key}.log", env, park=True)
+        except WorkloadError:
+            return  # the next spawn starts its instance directly, and reports what fails
+        parked = Parked(proc, directory / f"{key}.log", env, cgroup)
+        if self._stopped or self._parked is not None:
+            await parked.discard()
+        else:
+            self._parked = parked
+            self.parked.set()
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
-        """Nothing is shared between a container revision's instances but its volumes' files."""
+        """Nothing is shared between a container revision's instances but its volumes' files (and the parked
+        process, discarded)."""
+        self._stopped = True
+        if self._parking is not None:
+            self._parking.cancel()
+        parked, self._parked = self._parked, None
+        self.parked.clear()
+        if parked is not None:
+            await parked.discard()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._volumes is not None:
             await asyncio.to_thread(volumes.remove, self._volumes)

@@ -7,7 +7,7 @@ fd, stdin/out/err; no console), its volumes at their mountPaths, and it starts i
 the daemon (`--die-with-parent`). What it is not: no user, PID or network namespace, no seccomp filter — the
 process runs as the daemon's user (or `runAsUser`), sees every process, shares the network and may write where
 the daemon may. Only revisions that need it run in one: an ordinary local process starts as before (the sandbox
-costs a few milliseconds of start).
+costs a few milliseconds of start, paid ahead by a parked instance: parked.py).
 """
 
 from __future__ import annotations
