@@ -255,8 +255,9 @@ class ServingReconciler:
                 spec = replace(spec, volumes=volumes, mounts=mounts)
         except (SpecError, VolumeError) as exc:
             await self.dataplane.remove(key)
-            failed = Condition.false("ContainerHealthy", "CreateContainerConfigError", str(exc))
-            resources = Condition.false("ResourcesAvailable", "CreateContainerConfigError", str(exc))
+            reason = exc.reason if isinstance(exc, SpecError) else "CreateContainerConfigError"
+            failed = Condition.false("ContainerHealthy", reason, str(exc))
+            resources = Condition.false("ResourcesAvailable", reason, str(exc))
             self._put_status(k.REVISION, revision, status, [failed, resources])
             return
         reachable = rs.reachable(self._routing_state(revision))

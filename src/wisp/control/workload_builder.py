@@ -30,7 +30,16 @@ Lookup = Callable[[str, str], Resource | None]  # (namespace, name) → Secret o
 
 
 class SpecError(Exception):
-    """The revision cannot be turned into instances; the message names the field."""
+    """The revision cannot be turned into instances; the message names the field; `reason` is the Revision
+    condition's (the kubelet's, for a pod spec it cannot make a container of)."""
+
+    reason = "CreateContainerConfigError"
+
+
+class ImageMissing(SpecError):
+    """The image is a local directory that is not there (Knative's digest resolution failing)."""
+
+    reason = "ContainerMissing"
 
 
 def workload_class(revision: Resource) -> str:
@@ -211,7 +220,7 @@ def workload_spec(revision: Resource, env: dict[str, str]) -> WorkloadSpec:
         base = Path(annotations.get(MANIFEST_DIR_ANNOTATION, "."))
         directory = (base / image).resolve()
         if not directory.is_dir():
-            raise SpecError(f"spec.containers[0].image: {image} is not a directory (looked in {directory})")
+            raise ImageMissing(f"spec.containers[0].image: {image} is not a directory (looked in {directory})")
     elif klass == "function":
         raise SpecError(
             f"spec.containers[0].image: a function needs a local code directory such as ./app, not {image!r}")

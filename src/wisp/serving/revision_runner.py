@@ -24,7 +24,7 @@ from wisp.serving.throttler import Slot, Throttler
 from wisp.serving.workloads.log_rotation import LogLimits, cap_while_running, rotate
 from wisp.serving.workloads.logs import tail_text
 from wisp.serving.workloads.probe import Failures, probe_until, watch
-from wisp.serving.workloads.types import Instance, Runtime, WorkloadError
+from wisp.serving.workloads.types import ContainerMissing, Instance, Runtime, WorkloadError
 from wisp.types import Clock
 
 log = logging.getLogger("wisp.serving")
@@ -147,7 +147,7 @@ class RevisionRunner:
         try:
             await self._start_runtime()
         except WorkloadError as exc:
-            self._set_health(RevisionHealth(False, "WorkloadFailed", str(exc), failed=True))
+            self._set_health(RevisionHealth(False, exc.reason, str(exc), failed=True))
             self._refuse(str(exc))
             self._record_failure(str(exc))
             return
@@ -251,7 +251,7 @@ class RevisionRunner:
             await self._ensure_runtime()
         except WorkloadError as exc:
             if not self.pods:  # a spawn waiting for the same start reports it otherwise
-                self._set_health(RevisionHealth(False, "WorkloadFailed", str(exc), failed=True))
+                self._set_health(RevisionHealth(False, exc.reason, str(exc), failed=True))
                 self._refuse(str(exc))
                 self._record_failure(str(exc))
 
@@ -393,8 +393,11 @@ class RevisionRunner:
             self._forget(pod)
             if not was_pending:  # terminated while starting: not a failure of the revision
                 return False
-            self._set_health(RevisionHealth(False, "ExitCode" if "exit" in str(exc) else "ProgressDeadlineExceeded",
-                                            str(exc), failed=True))
+            if isinstance(exc, ContainerMissing):
+                reason = exc.reason
+            else:
+                reason = "ExitCode" if "exit" in str(exc) else "ProgressDeadlineExceeded"
+            self._set_health(RevisionHealth(False, reason, str(exc), failed=True))
             if self.ready_count == 0:
                 self._refuse(str(exc))  # starting fails: answer held requests rather than hold them
             if pod.instance is None:  # no instance, so no instance log says why (a template that cannot load)

@@ -31,6 +31,13 @@ async def test_container_error_msg(tmp_path: Path, target: Target) -> None:
         body: Resource = knative_service("invalid", container)
         assert (await kube.create(body)).status_code == 201
         await _failed_with_reasons(kube, "invalid", route_too=True)
+        revision = (await kube.get("Configuration", "invalid"))["status"]["latestCreatedRevisionName"]
+        conditions = {c["type"]: c for c in (await kube.get("Revision", revision))["status"]["conditions"]}
+        # As Knative's digest resolution reports it: ContainerHealthy (and so Ready) False, ContainerMissing.
+        assert conditions["ContainerHealthy"]["reason"] == "ContainerMissing", conditions
+        assert conditions["Ready"]["reason"] == "ContainerMissing", conditions
+        if target.kind == "oci":
+            assert conditions["Ready"]["message"].startswith(f'Unable to fetch image "{missing}"'), conditions
         await kube.close()
 
 

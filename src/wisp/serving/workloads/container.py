@@ -18,7 +18,7 @@ from wisp.serving.workloads import cgroups, sandbox, volumes
 from wisp.serving.workloads.parked import PARKED_DIR, Parked, parked_argv
 from wisp.serving.workloads.probe import wait_ready
 from wisp.serving.workloads.stopping import terminate_then_kill
-from wisp.serving.workloads.types import WorkloadError, WorkloadSpec
+from wisp.serving.workloads.types import ContainerMissing, WorkloadError, WorkloadSpec
 
 CGROUP_REMOVE_TRIES, CGROUP_REMOVE_DELAY = 20, 0.05
 PARK_DELAY = 0.1  # after a spawn, before the next instance is parked
@@ -194,7 +194,7 @@ class ProcessRuntime:
     async def start(self) -> None:
         spec = self.spec
         if spec.directory is None or not spec.directory.is_dir():
-            raise WorkloadError(
+            raise ContainerMissing(
                 f"revision {spec.revision}: directory {spec.directory} (image {spec.image!r}) does not exist"
             )
         if not spec.command and not spec.args:

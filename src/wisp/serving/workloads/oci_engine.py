@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from wisp.serving.workloads.types import WorkloadError
+from wisp.serving.workloads.types import ContainerMissing, WorkloadError
 
 log = logging.getLogger("wisp.workloads.oci")
 
@@ -279,15 +279,15 @@ async def resolve_image(engine: Engine, image: str, policy: PullPolicy, pinned: 
     info = await engine.inspect(ref)
     if info is None:
         if policy == "Never":
-            raise WorkloadError(not_present_message(ref))
+            raise ContainerMissing(not_present_message(ref))
         await _pull(engine, ref)
         info = await engine.inspect(ref)
         if info is None:
-            raise WorkloadError(f'Unable to fetch image "{image}": {engine.kind} pulled it, but has no image {ref}')
+            raise ContainerMissing(f'Unable to fetch image "{image}": {engine.kind} pulled it, but has no image {ref}')
     return info
 
 
 async def _pull(engine: Engine, ref: str) -> None:
     result = await engine.pull(ref)
     if result.status != 0:
-        raise WorkloadError(f'Unable to fetch image "{ref}": {result.message()}')
+        raise ContainerMissing(f'Unable to fetch image "{ref}": {result.message()}')

@@ -15,7 +15,16 @@ WorkloadClass = Literal["function", "container"]
 
 
 class WorkloadError(Exception):
-    """A revision's workload cannot start, or an instance did not become ready; the message says why."""
+    """A revision's workload cannot start, or an instance did not become ready; the message says why, `reason`
+    is the Revision condition's."""
+
+    reason = "WorkloadFailed"
+
+
+class ContainerMissing(WorkloadError):
+    """The revision's image is not there and cannot be fetched (Knative's digest resolution failing)."""
+
+    reason = "ContainerMissing"
 
 
 @dataclass(frozen=True)
