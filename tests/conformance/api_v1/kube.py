@@ -28,22 +28,19 @@ def path(kind: str, name: str = "") -> str:
 class Kube:
     def __init__(self, h: Harness) -> None:
         self.h = h
-        self.client = httpx.AsyncClient(base_url=h.api, timeout=30)
-
-    async def close(self) -> None:
-        await self.client.aclose()
+        self.client = h.client  # the harness's: closed with the daemon, pass or fail
 
     async def create(self, body: Resource) -> httpx.Response:
-        return await self.client.post(path(body["kind"]), json=body)
+        return await self.client.post(self.h.api + path(body["kind"]), json=body)
 
     async def get(self, kind: str, name: str) -> Resource:
-        r = await self.client.get(path(kind, name))
+        r = await self.client.get(self.h.api + path(kind, name))
         assert r.status_code == 200, r.text
         result: Resource = r.json()
         return result
 
     async def list(self, kind: str) -> list[Resource]:
-        r = await self.client.get(path(kind))
+        r = await self.client.get(self.h.api + path(kind))
         assert r.status_code == 200, r.text
         items: list[Resource] = r.json()["items"]
         return items
@@ -53,10 +50,10 @@ class Kube:
         current = copy.deepcopy(await self.get(kind, name))
         change(current)
         current.pop("status", None)
-        return await self.client.put(path(kind, name), json=current)
+        return await self.client.put(self.h.api + path(kind, name), json=current)
 
     async def delete(self, kind: str, name: str) -> httpx.Response:
-        return await self.client.delete(path(kind, name))
+        return await self.client.delete(self.h.api + path(kind, name))
 
     async def wait(self, kind: str, name: str, predicate: Callable[[Resource], bool], timeout: float = 120) -> Resource:
         return await self.h.wait_for(KINDS[kind], "default", name, predicate, timeout)
@@ -71,7 +68,7 @@ class Kube:
                     await queue.get()
         finally:
             store.unsubscribe(queue)
-        assert (await self.client.get(path(kind, name))).status_code == 404
+        assert (await self.client.get(self.h.api + path(kind, name))).status_code == 404
 
     async def ready(self, kind: str, name: str, timeout: float = 120) -> Resource:
         return await self.wait(kind, name, lambda r: is_ready(r) and observed(r), timeout)

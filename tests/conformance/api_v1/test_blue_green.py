@@ -35,4 +35,3 @@ async def test_blue_green_route(tmp_path: Path, target: Target) -> None:
         # Upstream wants each side to get at least a minimum share; with 60 requests at 50 %, fewer than 10 on a
         # side has a probability below 1e-7.
         assert texts.count("blue") >= 10 and texts.count("green") >= 10, texts
-        await kube.close()

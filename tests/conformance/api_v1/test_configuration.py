@@ -23,7 +23,6 @@ async def test_configuration_get_and_list(tmp_path: Path, target: Target) -> Non
         await kube.ready("Configuration", "cfg")
         assert (await kube.get("Configuration", "cfg"))["metadata"]["name"] == "cfg"
         assert "cfg" in [c["metadata"]["name"] for c in await kube.list("Configuration")]
-        await kube.close()
 
 
 async def test_update_configuration_metadata(tmp_path: Path, target: Target) -> None:
@@ -49,4 +48,3 @@ async def test_update_configuration_metadata(tmp_path: Path, target: Target) -> 
             assert cfg["status"]["latestCreatedRevisionName"] == revision
             rev = await kube.get("Revision", revision)
             assert not set(values) & set(rev["metadata"].get(field, {}))
-        await kube.close()

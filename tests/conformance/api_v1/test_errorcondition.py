@@ -38,7 +38,6 @@ async def test_container_error_msg(tmp_path: Path, target: Target) -> None:
         assert conditions["Ready"]["reason"] == "ContainerMissing", conditions
         if target.kind == "oci":
             assert conditions["Ready"]["message"].startswith(f'Unable to fetch image "{missing}"'), conditions
-        await kube.close()
 
 
 async def test_container_exiting_msg(tmp_path: Path, target: Target) -> None:
@@ -51,4 +50,3 @@ async def test_container_exiting_msg(tmp_path: Path, target: Target) -> None:
         revision = (await kube.get("Configuration", "exiting"))["status"]["latestCreatedRevisionName"]
         ready = next(c for c in (await kube.get("Revision", revision))["status"]["conditions"] if c["type"] == "Ready")
         assert "exiting at once, as asked" in ready["message"] or "status 5" in ready["message"], ready
-        await kube.close()

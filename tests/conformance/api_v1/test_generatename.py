@@ -29,7 +29,6 @@ async def test_service_generate_name(tmp_path: Path, target: Target) -> None:
         assert valid_name(name), name
         await kube.wait("Service", name, is_ready)
         assert await text_at(h, f"{name}.default.localhost") == "one"
-        await kube.close()
 
 
 async def test_route_and_config_generate_name(tmp_path: Path, target: Target) -> None:
@@ -55,4 +54,3 @@ async def test_route_and_config_generate_name(tmp_path: Path, target: Target) ->
         assert valid_name(route_name) and route_name != config_name
         await kube.wait("Route", route_name, is_ready)
         assert await text_at(h, f"{route_name}.default.localhost") == "c"
-        await kube.close()

@@ -16,4 +16,3 @@ async def test_revision_get_and_list(tmp_path: Path, target: Target) -> None:
         revision = await kube.get("Revision", "revs-00001")
         assert revision["metadata"]["labels"]["serving.knative.dev/configuration"] == "revs"
         assert "revs-00001" in [r["metadata"]["name"] for r in await kube.list("Revision")]
-        await kube.close()

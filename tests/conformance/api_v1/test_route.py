@@ -30,7 +30,6 @@ async def test_route_get_and_list(tmp_path: Path, target: Target) -> None:
         await kube.ready("Route", "rt")
         assert (await kube.get("Route", "rt"))["metadata"]["name"] == "rt"
         assert "rt" in [r["metadata"]["name"] for r in await kube.list("Route")]
-        await kube.close()
 
 
 async def test_route_creation(tmp_path: Path, target: Target) -> None:
@@ -53,4 +52,3 @@ async def test_route_creation(tmp_path: Path, target: Target) -> None:
             rev = await kube.ready("Revision", revision)
             assert rev["metadata"]["labels"]["serving.knative.dev/configurationGeneration"] == generation
             assert await text_at(h, "made.default.localhost") == text
-        await kube.close()

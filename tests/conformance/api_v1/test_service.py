@@ -37,7 +37,6 @@ async def test_service_create_list_and_delete(tmp_path: Path, target: Target) ->
         for kind, name in (("Service", "listed"), ("Configuration", "listed"), ("Route", "listed"),
                            ("Revision", "listed-00001")):
             await kube.gone(kind, name)
-        await kube.close()
 
 
 async def test_service_create_and_update(tmp_path: Path, target: Target) -> None:
@@ -73,7 +72,6 @@ async def test_service_create_and_update(tmp_path: Path, target: Target) -> None
         assert revision["metadata"]["labels"]["label-x"] == "abc"
         assert revision["metadata"]["annotations"]["annotation-a"] == "123"
         assert await text_at(h, HOST.format("upd")) == "two"
-        await kube.close()
 
 
 async def test_service_byo_name(tmp_path: Path, target: Target) -> None:
@@ -87,7 +85,6 @@ async def test_service_byo_name(tmp_path: Path, target: Target) -> None:
         # A template change under the same Revision name is refused.
         refused = await kube.update("Service", "byo", set_text("two"))
         assert refused.status_code >= 400, refused.text
-        await kube.close()
 
 
 async def test_service_with_traffic_split(tmp_path: Path, target: Target) -> None:
@@ -123,7 +120,6 @@ async def test_service_with_traffic_split(tmp_path: Path, target: Target) -> Non
         assert await text_at(h, "latest-split.default.localhost") == "two"
         seen = {await text_at(h, HOST.format("split")) for _ in range(40)}
         assert seen == {"one", "two"}  # 50/50: both answer (a chance of 2 * 2**-40 that one never does)
-        await kube.close()
 
 
 async def _propagation(tmp_path: Path, target: Target, field: str) -> None:
@@ -154,7 +150,6 @@ async def _propagation(tmp_path: Path, target: Target, field: str) -> None:
         config, route = await kube.get("Configuration", "prop"), await kube.get("Route", "prop")
         assert "juicy" not in config["metadata"].get(field, {}) and "juicy" not in route["metadata"].get(field, {})
         assert not is_failed(await kube.get("Service", "prop"))
-        await kube.close()
 
 
 async def test_annotation_propagation(tmp_path: Path, target: Target) -> None:
@@ -178,4 +173,3 @@ async def test_service_create_with_empty_dir(tmp_path: Path, target: Target) -> 
                 ).status_code == 200
         r = await h.request(host, "/file", params={"path": "/data/text"})
         assert (r.status_code, r.text) == (200, "From file in empty dir!")
-        await kube.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conformance.api_v1.kube import Kube, text_service
+from tests.conformance.api_v1.kube import Kube, path, text_service
 from tests.conformance.conftest import Target, conformance_daemon
 
 INVALID = "foo@bar.baz"
@@ -22,5 +22,4 @@ async def test_service_account_validation(tmp_path: Path, target: Target) -> Non
         # the next line; wisp's errors put the field path first (docs/conformance.md).
         assert f"spec.template.spec.serviceAccountName: invalid value: {INVALID}" in message, message
         assert "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters" in message, message
-        assert (await kube.client.get("/apis/serving.knative.dev/v1/namespaces/default/services/sa")).status_code == 404
-        await kube.close()
+        assert (await kube.client.get(kube.h.api + path("Service", "sa"))).status_code == 404

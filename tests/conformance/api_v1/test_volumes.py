@@ -39,7 +39,6 @@ async def serve(h: Harness, target: Target, name: str, volumes: list[dict[str, A
     assert created.status_code == 201, created.text
     await kube.wait("Service", name, latest_revision_is(f"{name}-00001"))
     await validate_control_plane(kube, target, name, name, f"{name}-00001", "1")
-    await kube.close()
 
 
 async def test_config_map_volume(tmp_path: Path, target: Target) -> None:

@@ -38,7 +38,6 @@ async def test_must_not_container_constraints(tmp_path: Path, target: Target, ca
         kube = Kube(h)
         r = await kube.create(knative_service("constraints", {**target.container(), **MUST_NOT[case]}))
         assert 400 <= r.status_code < 500, r.text
-        await kube.close()
 
 
 def _dig(value: Any, path: list[str]) -> Any:
@@ -64,4 +63,3 @@ async def test_should_not_container_constraints(tmp_path: Path, target: Target, 
             assert _dig(container, pruned) in (None, False, 0), container
         else:
             assert 400 <= r.status_code < 500, r.text
-        await kube.close()
