@@ -314,12 +314,12 @@ class ProcessRuntime:
         if self._stopped or self._parked is not None:
             return
         directory = log_dir / PARKED_DIR
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_hex(4)
         env = self._env()
         try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             proc, cgroup = await self._start_wrapped(f"parked-{key}", directory / f"{key}.log", env, park=True)
-        except WorkloadError:
+        except (WorkloadError, OSError):
             return  # the next spawn starts its instance directly, and reports what fails
         parked = Parked(proc, directory / f"{key}.log", env, cgroup)
         if self._stopped or self._parked is not None:
