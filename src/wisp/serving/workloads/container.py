@@ -43,7 +43,10 @@ class ProcessInstance:
         self.sandboxed = False  # set by the runtime when the process runs in its bwrap sandbox
         self.cwd: Path | None = None
         self._oom_killed = False
+        # Resolved once the cgroup is gone (or removing it gave up): a terminated instance has left nothing.
+        self._cgroup_gone: asyncio.Future[None] | None = None
         if cgroup is not None:
+            self._cgroup_gone = asyncio.get_running_loop().create_future()
             self.exited.add_done_callback(self._leave_cgroup)
 
     def _leave_cgroup(self, _: object) -> None:
@@ -54,9 +57,11 @@ class ProcessInstance:
 
     def _remove_cgroup(self, tries: int) -> None:
         # A killed process leaves its cgroup a moment after the leader's exit is seen: retry a few times.
-        assert self.cgroup is not None
+        assert self.cgroup is not None and self._cgroup_gone is not None
         if not self.cgroup.remove() and tries > 1:
             asyncio.get_running_loop().call_later(CGROUP_REMOVE_DELAY, self._remove_cgroup, tries - 1)
+        elif not self._cgroup_gone.done():
+            self._cgroup_gone.set_result(None)
 
     def oom_killed(self) -> bool:
         """Whether the kernel killed the instance for going over its memory limit (known once it has exited)."""
@@ -80,8 +85,11 @@ class ProcessInstance:
         return await run_probe_command(argv, timeout, self.cwd or self.spec.directory, self.env)
 
     async def terminate(self, grace: float) -> None:
-        """SIGTERM to the group (the process drains), then SIGKILL after `grace` seconds."""
+        """SIGTERM to the group (the process drains), then SIGKILL after `grace` seconds; returns once its cgroup
+        is gone too."""
         await terminate_then_kill(self._signal_group, self.exited, grace)
+        if self._cgroup_gone is not None:
+            await self._cgroup_gone
 
     def kill(self) -> None:
         if not self.exited.done():
