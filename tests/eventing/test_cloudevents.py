@@ -120,3 +120,61 @@ def test_binary_json_data_gets_json_content_type() -> None:
     headers, body = encode(event)
     assert headers["content-type"] == "application/json"
     assert json.loads(body) == {"k": 1}
+
+
+def test_parsed_event_is_what_make_event_makes() -> None:
+    """The parsers build events without the SDK's constructor: the same attributes, data and type as make_event."""
+    binary = parse_event({**BINARY, "ce-ext1": "caf%C3%A9"}, b'{"a": [1]}')
+    structured = parse_event(
+        {"content-type": STRUCTURED_CONTENT_TYPE},
+        b'{"specversion": "1.0", "id": "abc", "source": "/s", "type": "t", "data": {"a": 1}}',
+    )
+    for event in (binary, structured):
+        made = make_event(dict(event.get_attributes()), event.get_data())
+        assert type(event) is CloudEvent
+        assert event == made and list(event) == list(made)
+    assert binary["ext1"] == "café"
+    binary["subject"] = "s"  # still an ordinary, mutable event
+    del binary["ext1"]
+    assert "subject" in binary and "ext1" not in binary
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 99 + b"]" * 99,  # as deep as data may go
+        b"[" * 100 + b"]" * 100,  # one level too deep: kept as bytes
+        b'{"a": "\\ud800"}',  # an escaped lone surrogate: kept as bytes
+        b'["\xed\xa0\x80"]',  # an encoded one (json.loads lets it through): kept as bytes
+        '{"a": "\ud800"}'.encode("utf-16", "surrogatepass"),  # UTF-16, byte order mark first
+        '["\ud800"]'.encode("utf-16-le", "surrogatepass"),  # UTF-16 without one: zero bytes first
+        b'{"a": "\\u00e9", "b": "\xed\x95\x9c"}',  # escapes and 0xED that are fine: the slow check says so
+        b'{"message": "hello, wisp"}',
+    ],
+)
+def test_json_data_that_cannot_travel_stays_bytes(body: bytes) -> None:
+    """The quick look at the body (skipping the walk over the decoded value) never lets through what the walk
+    would refuse."""
+    from wisp.eventing.cloudevents import _json_problem, _json_surely_fine
+
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return
+    problem = _json_problem(value)
+    if _json_surely_fine(body):
+        assert problem is None
+    event = parse_event(BINARY, body)
+    assert event.get_data() == (body if problem else value)
+
+
+@pytest.mark.parametrize("value", ["plain", "", "a b~!", "50%", "tab\there", "é", "\x7f", "line\nbreak", "\ud800"])
+def test_binary_header_values_quoted_as_by_quote(value: str) -> None:
+    """Values sent as they are only when percent-encoding would leave them unchanged."""
+    from urllib.parse import quote
+
+    from wisp.eventing.cloudevents import _HEADER_SAFE
+
+    event = make_event({"specversion": "1.0", "id": "1", "source": "s", "type": "t", "subject": value})
+    headers, _ = encode(event)
+    assert headers["ce-subject"] == quote(value, safe=_HEADER_SAFE, errors="replace")

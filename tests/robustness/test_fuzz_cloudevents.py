@@ -127,3 +127,17 @@ def test_structured_mode(event: dict[str, Any]) -> None:
 @given(st.lists(st.one_of(valid_structured, structured, json_values), max_size=4))
 def test_batched_mode(events: list[Any]) -> None:
     _check({"content-type": BATCH_CONTENT_TYPE}, _json_body(events))
+
+
+@FUZZ
+@given(st.one_of(bodies, json_values.map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass"))))
+def test_quick_json_check_never_passes_what_the_walk_refuses(body: bytes) -> None:
+    """decode_data skips the walk over decoded JSON when a look at the bytes shows it cannot find anything."""
+    from wisp.eventing.cloudevents import _json_problem, _json_surely_fine
+
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return
+    if _json_surely_fine(body):
+        assert _json_problem(value) is None

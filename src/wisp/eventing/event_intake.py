@@ -19,9 +19,9 @@ async def received_events(scope: MutableMapping[str, Any], receive: ASGIReceive,
     if body is None:
         await respond_text(send, 413, f"request body exceeds {max_body} bytes")
         return None
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     try:
-        events = parse_request(headers, body)
+        events = parse_request(headers, body, names_lowered=True)
     except CloudEventError as exc:
         await respond_text(send, 400, str(exc))
         return None
