@@ -95,7 +95,8 @@ class InMemoryChannel:
     async def publish(self, events: Sequence[CloudEvent]) -> bool:
         """Every event to every subscriber; True when all settled (delivered or dead-lettered)."""
         subscribers = list(self._subscribers.values())
-        work: list[Awaitable[bool]] = [self._dispatch(event, s) for event in events for s in subscribers]
+        deliverer, counters = self._deliverer, self.counters
+        work: list[Awaitable[bool]] = [dispatch(deliverer, counters, event, s) for event in events for s in subscribers]
         work += [handler(event) for event in events for handler in list(self._handlers.values())]
         if not work:
             return True
@@ -120,9 +121,6 @@ class InMemoryChannel:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
-
-    async def _dispatch(self, event: CloudEvent, sub: ChannelSubscriber) -> bool:
-        return await dispatch(self._deliverer, self.counters, event, sub)
 
     # -- ingress ------------------------------------------------------------------------------------------
     async def __call__(self, scope: MutableMapping[str, Any], receive: ASGIReceive, send: ASGISend) -> None:

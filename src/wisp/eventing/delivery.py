@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -251,8 +251,7 @@ class DeliveryCounters:
             self.dropped += 1
 
 
-@dataclass(frozen=True)
-class _Attempt:
+class _Attempt(NamedTuple):  # a tuple: one made per request
     status: int | None  # None: no HTTP answer (connection error, timeout)
     body: bytes
     error: str
@@ -275,15 +274,15 @@ def _retry_after_seconds(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def _reply_event(headers: Mapping[str, str], body: bytes) -> CloudEvent | None:
-    lowered = {k.lower(): v for k, v in headers.items()}
+def _reply_event(headers: Mapping[str, str], body: bytes, names_lowered: bool = False) -> CloudEvent | None:
+    lowered = headers if names_lowered else {k.lower(): v for k, v in headers.items()}
     media = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
     if "ce-specversion" not in lowered and media != STRUCTURED_CONTENT_TYPE:
         return None
     if media == BATCH_CONTENT_TYPE:
         return None
     try:
-        return parse_event(lowered, body)
+        return parse_event(lowered, body, names_lowered=True)
     except CloudEventError as exc:
         log.warning("ignoring an invalid reply event: %s", exc)
         return None
@@ -421,8 +420,7 @@ class Deliverer:
         self, event: CloudEvent, dest: Destination, spec: DeliverySpec, extra: Mapping[str, str] | None
     ) -> tuple[dict[str, str], bytes]:
         ce_headers, body = encode(event, spec.format)
-        headers = dict(extra or {})
-        headers.update(ce_headers)
+        headers = {**extra, **ce_headers} if extra else ce_headers  # encode's dict is a new one: ours to add to
         headers.setdefault("Prefer", "reply")
         # W3C trace context travels as plain headers too, so the sink's HTTP stack continues the trace.
         for name in ("traceparent", "tracestate"):
@@ -437,11 +435,12 @@ class Deliverer:
         self, event: CloudEvent, dest: Destination, spec: DeliverySpec, extra: Mapping[str, str] | None
     ) -> _Attempt:
         headers, body = self._request_headers(event, dest, spec, extra)
-        timeout = aiohttp.ClientTimeout(total=spec.timeout if spec.timeout else DEFAULT_ATTEMPT_TIMEOUT)
+        seconds = spec.timeout if spec.timeout else DEFAULT_ATTEMPT_TIMEOUT
         if self.local is not None and dest.host is not None:
-            return await self._attempt_local(self.local, dest, headers, body, timeout.total)
+            return await self._attempt_local(self.local, dest, headers, body, seconds)
         if self._http.handles(dest.url):
-            return await self._attempt_http(dest, headers, body, timeout.total)
+            return await self._attempt_http(dest, headers, body, seconds)
+        timeout = aiohttp.ClientTimeout(total=seconds)
         try:
             # Without a datacontenttype, aiohttp must not invent `application/octet-stream` for the body.
             skip = () if any(k.lower() == "content-type" for k in headers) else ("Content-Type",)
@@ -467,7 +466,7 @@ class Deliverer:
             return _Attempt(None, b"", f"connection error: {exc}", True, None, None)
         except ValueError as exc:  # a malformed URL (bad port, ...)
             return _Attempt(None, b"", f"invalid sink URL {dest.url}: {exc}", False, None, None)
-        return self._answered(reply.status, reply.headers, reply.body)
+        return self._answered(reply.status, reply.headers, reply.body, names_lowered=True)
 
     async def _attempt_local(
         self, local: LocalTransport, dest: Destination, headers: Mapping[str, str], body: bytes,
@@ -475,7 +474,8 @@ class Deliverer:
     ) -> _Attempt:
         assert dest.host is not None
         try:
-            reply = await asyncio.wait_for(local.post(dest.url, dest.host, headers, body), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: no task per delivery
+                reply = await local.post(dest.url, dest.host, headers, body)
         except TimeoutError:
             return _Attempt(None, b"", f"timed out after {timeout}s", True, None, None)
         except (ConnectionError, OSError) as exc:
@@ -485,9 +485,10 @@ class Deliverer:
             return _Attempt(None, b"", f"internal error: {exc!r}", True, None, None)
         return self._answered(reply.status, reply.headers, reply.body)
 
-    def _answered(self, status: int, headers: Mapping[str, str], reply_body: bytes) -> _Attempt:
+    def _answered(self, status: int, headers: Mapping[str, str], reply_body: bytes, *,
+                  names_lowered: bool = False) -> _Attempt:
         if 200 <= status < 300:
-            return _Attempt(status, reply_body, "", False, None, _reply_event(headers, reply_body))
+            return _Attempt(status, reply_body, "", False, None, _reply_event(headers, reply_body, names_lowered))
         retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
         return _Attempt(status, reply_body, f"sink answered {status}", is_retryable_status(status),
                         _retry_after_seconds(retry_after, self._now()), None)

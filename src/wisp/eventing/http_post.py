@@ -11,7 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from wisp.http_client.pool import UpstreamPool, build_request_head
+from wisp.http_client.pool import HOP_BY_HOP, UpstreamPool
+
+_HOP_BY_HOP = frozenset(name.decode("latin-1") for name in HOP_BY_HOP)
+# Parsed sink URLs kept (a dispatcher posts to few, over and over); past this many the cache starts again.
+_MAX_TARGETS = 1024
 
 
 @dataclass(frozen=True)
@@ -21,29 +25,59 @@ class PostReply:
     body: bytes
 
 
+@dataclass(frozen=True)
+class _Target:
+    """A sink URL as the request needs it, parsed once."""
+
+    pool: tuple[str, int]
+    request_line: str
+    host_line: str
+
+
+def _target(url: str) -> _Target:
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return _Target((parts.hostname or "127.0.0.1", parts.port or 80), f"POST {path} HTTP/1.1\r\n",
+                   f"host: {parts.netloc}\r\n")
+
+
 class HttpPoster:
     def __init__(self) -> None:
         self._pools: dict[tuple[str, int], UpstreamPool] = {}
+        self._targets: dict[str, _Target] = {}
 
     @staticmethod
     def handles(url: str) -> bool:
         return url.startswith("http://")
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float | None) -> PostReply:
-        """Raises UpstreamError (connection), UpstreamTimeout (no answer within `timeout`)."""
-        parts = urlsplit(url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        pool = self._pools.get((host, port))
+        """Raises UpstreamError (connection), UpstreamTimeout (no answer within `timeout`), ValueError (a malformed
+        URL or a header that is not Latin-1)."""
+        target = self._targets.get(url)
+        if target is None:
+            target = _target(url)
+            if len(self._targets) >= _MAX_TARGETS:
+                self._targets.clear()
+            self._targets[url] = target
+        pool = self._pools.get(target.pool)
         if pool is None:
             # As many idle connections as a dispatcher keeps requests in flight: no reconnect churn.
-            pool = self._pools[(host, port)] = UpstreamPool(host, port, max_idle=1024)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        wire = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        if not any(name == b"host" for name, _ in wire):
-            wire.append((b"host", parts.netloc.encode("latin-1")))
+            pool = self._pools[target.pool] = UpstreamPool(*target.pool, max_idle=1024)
+        # The request head in one string, encoded once: names lowercased, hop-by-hop headers dropped (the length
+        # is ours), the URL's host unless the caller names one.
+        lines = [target.request_line]
+        host = False
+        for key, value in headers.items():
+            name = key.lower()
+            if name in _HOP_BY_HOP:
+                continue
+            host = host or name == "host"
+            lines.append(f"{name}: {value}\r\n")
+        if not host:
+            lines.append(target.host_line)
+        lines.append(f"content-length: {len(body)}\r\n\r\n")
         deadline = None if timeout is None else time.monotonic() + timeout
-        response = await pool.request(build_request_head("POST", target.encode("latin-1"), wire, len(body))
-                                      + body, timeout)
+        response = await pool.request("".join(lines).encode("latin-1") + body, timeout)
         if response.complete:
             data = response.take_complete()
         else:
