@@ -157,24 +157,15 @@ async def start_logged(argv: list[str], name: str, log_path: Path, env: dict[str
     with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         try:
             run = _orphan_guarded(argv, cwd, env) if orphan_guard else argv
+            stdin = asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL
             return await asyncio.create_subprocess_exec(
-                *run, cwd=cwd, env=env, stdin=asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                *run, cwd=cwd, env=env, stdin=stdin, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as e:
             message = f"instance {name}: cannot run {argv[0]!r} in {cwd or '.'}: {e.strerror or e}"
             log.write(f"wisp: {message}\n".encode())
             raise WorkloadError(message) from None
-
-
-async def _start_process(argv: list[str], name: str, port: int, log_path: Path, spec: WorkloadSpec,
-                         cwd: Path | None) -> ProcessInstance:
-    env = dict(spec.env)
-    env.setdefault("PATH", os.environ.get("PATH", os.defpath))
-    env["PORT"] = str(port)
-    proc = await start_logged(argv, name, log_path, env, cwd)
-    return ProcessInstance(name, port, proc, log_path, spec, env)
 
 
 class ProcessRuntime:
@@ -256,9 +247,10 @@ class ProcessRuntime:
 
     async def spawn(self, name: str, port: int, log_path: Path) -> ProcessInstance:
         spec = self.spec
-        argv = [*spec.command, *spec.args]
         if not self.sandboxed and not self._cgroup_wanted:
-            return await _start_process(argv, name, port, log_path, spec, self._cwd)
+            env = {**self._env(), "PORT": str(port)}
+            proc = await start_logged([*spec.command, *spec.args], name, log_path, env, self._cwd)
+            return ProcessInstance(name, port, proc, log_path, spec, env)
         parked = self._parked
         if parked is not None and not parked.alive:  # died while parked: its file and cgroup go
             self._keep(asyncio.create_task(parked.discard()))
