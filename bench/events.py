@@ -17,7 +17,8 @@ and times the sink's first to last arrival (the consumer group's join is not cou
   4. flows (--flows-events per run, --flows-concurrency senders POSTing to the address through the ingress):
      the single hop (an InMemoryChannel with one Subscription to the sink), a 3-step Sequence (each step an
      echo that replies with the event; the reply goes to the sink) and an InMemoryChannel with 3 Subscriptions
-     → events/s (events sent, from first send to last arrival) and end-to-end p99 (send → sink). Target: the
+     → events/s (events sent, from first send to last arrival), end-to-end p99 (send → sink) and CPU per event
+     over the sends (the daemon's; all the bench's processes': daemon, sink, echoes and this one). Target: the
      Sequence >= 0.5x the single hop's rate. `--flows-only` runs just this part (no Kafka).
 --profile DIR records the daemon with py-spy during the throughput runs (flame graph SVGs in DIR).
 Only 127.0.0.1; bounded in count and time; everything started here is stopped at the end.
@@ -185,6 +186,16 @@ async def wisp_daemon(workdir: Path, bootstrap: str | None,
         log.close()
 
 
+# The pid of each sink process running, by URL (part 4 counts their CPU).
+SINK_PIDS: dict[str, int] = {}
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.asynccontextmanager
 async def sink_process(delay_ms: float) -> AsyncIterator[str]:
     port = free_port()
@@ -193,6 +204,7 @@ async def sink_process(delay_ms: float) -> AsyncIterator[str]:
         stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
     sink = Proc(proc)
     url = f"http://127.0.0.1:{port}/"
+    SINK_PIDS[url] = proc.pid
     try:
         async with aiohttp.ClientSession() as session:
             deadline = time.monotonic() + 30
@@ -207,6 +219,7 @@ async def sink_process(delay_ms: float) -> AsyncIterator[str]:
                     await asyncio.sleep(0.05)  # an external process: nothing to wait on but its port
         yield url
     finally:
+        SINK_PIDS.pop(url, None)
         await sink.stop()
 
 
@@ -219,6 +232,7 @@ class Bench:
         self.api = api
         self.partitions = partitions
         self.session = session
+        self.daemon_pid: int | None = None  # part 4 counts its CPU when known
 
     async def wisp(self, *args: str) -> None:
         proc = await asyncio.create_subprocess_exec(str(BIN / "wisp"), "--api", self.api, *args,
@@ -398,6 +412,9 @@ async def through_flow(bench: Bench, workdir: Path, ingress: str, sink: str, ste
             await asyncio.sleep(0.2)
         # The flows' channels hand events on synchronously: the probe's 202 means it reached the sink already.
         await bench.reset(sink)
+        # CPU per event over the sends: the daemon's, and every process's of the bench (daemon, sink, echoes, this).
+        pids = [os.getpid(), *SINK_PIDS.values(), *([bench.daemon_pid] if bench.daemon_pid else [])]
+        cpu_before = {pid: cpu_seconds(pid) for pid in pids}
         remaining = events
         failures = 0
 
@@ -411,11 +428,13 @@ async def through_flow(bench: Bench, workdir: Path, ingress: str, sink: str, ste
         start = time.time()
         await asyncio.gather(*(sender() for _ in range(concurrency)))
         stats = await bench.wait_count(sink, arrivals - failures, timeout=60 + events / 50)
+        cpu_us = {pid: (cpu_seconds(pid) - cpu_before[pid]) / events * 1e6 for pid in pids}
     finally:
         await bench.wisp("delete", "-f", str(path))
     lat = sorted(stats["latencies_ms"])
     return {"rate": events / (stats["last"] - start), "p50": percentile(lat, 50), "p99": percentile(lat, 99),
-            "failures": failures, "duplicates": stats["duplicates"]}
+            "failures": failures, "duplicates": stats["duplicates"],
+            "daemon_us": cpu_us.get(bench.daemon_pid or -1, math.nan), "all_us": sum(cpu_us.values())}
 
 
 async def run_flows(bench: Bench, workdir: Path, ingress: str, sink: str, args: argparse.Namespace) -> None:
@@ -437,12 +456,15 @@ async def _run_flows(bench: Bench, workdir: Path, ingress: str, sink: str, steps
             runs.append(result)
             print(f"  run {i + 1} ({kind}): {result['rate']:.0f} events/s, p50 {result['p50']:.1f} ms, "
                   f"p99 {result['p99']:.1f} ms, {result['failures']:.0f} refused, "
-                  f"{result['duplicates']:.0f} duplicate(s) at the sink")
-        medians[kind] = {key: statistics.median(r[key] for r in runs) for key in ("rate", "p50", "p99")}
+                  f"{result['duplicates']:.0f} duplicate(s) at the sink; CPU per event: daemon "
+                  f"{result['daemon_us']:.0f} us, all the bench's processes {result['all_us']:.0f} us")
+        medians[kind] = {key: statistics.median(r[key] for r in runs)
+                         for key in ("rate", "p50", "p99", "daemon_us", "all_us")}
     base = medians["single hop"]["rate"]
     for kind, m in medians.items():
         print(f"4. {kind:<12} {m['rate']:7.0f} events/s ({m['rate'] / base:.2f}x the single hop), "
-              f"p50 {m['p50']:.1f} ms, p99 {m['p99']:.1f} ms")
+              f"p50 {m['p50']:.1f} ms, p99 {m['p99']:.1f} ms; CPU per event: daemon {m['daemon_us']:.0f} us, "
+              f"all processes {m['all_us']:.0f} us")
     ratio = medians["sequence x3"]["rate"] / base
     print(f"   3-step Sequence / single hop = {ratio:.2f} [target >= {SEQUENCE_TARGET_RATIO}: "
           f"{mark(ratio >= SEQUENCE_TARGET_RATIO)}]")
@@ -482,10 +504,11 @@ async def run(args: argparse.Namespace) -> int:
     if args.flows_only:
         with tempfile.TemporaryDirectory(prefix="wisp-bench-flows-") as tmp:
             flow_dir, flow_ports = Path(tmp), list[int]()
-            async with wisp_daemon(flow_dir, None, flow_ports) as (api, _), sink_process(0) as fast, \
+            async with wisp_daemon(flow_dir, None, flow_ports) as (api, daemon_pid), sink_process(0) as fast, \
                     aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-                await run_flows(Bench("", api, 1, session), flow_dir, f"http://127.0.0.1:{flow_ports[0]}/", fast,
-                                args)
+                flow_bench = Bench("", api, 1, session)
+                flow_bench.daemon_pid = daemon_pid
+                await run_flows(flow_bench, flow_dir, f"http://127.0.0.1:{flow_ports[0]}/", fast, args)
         return 0
     with tempfile.TemporaryDirectory(prefix="wisp-bench-events-") as tmp:
         workdir = Path(tmp)
@@ -494,6 +517,7 @@ async def run(args: argparse.Namespace) -> int:
                 sink_process(0) as fast, sink_process(SLOW_DELAY_MS) as slow, \
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             bench = Bench(bootstrap, api, args.partitions, session)
+            bench.daemon_pid = daemon_pid
             print("warming up ...")
             warm = await bench.through_source(workdir, fast, 2000, "unordered")
             await bench.direct(fast, 2000, int(warm["connections"]))
