@@ -9,6 +9,7 @@ an `id` or `time` the sender never sent.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -213,9 +214,10 @@ def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
-# Attribute names already found valid, so a parse matches each only once (bounded: names come from senders).
-_VALID_NAMES: set[str] = set()
-_VALID_NAMES_MAX = 1024
+@functools.lru_cache(maxsize=1024)
+def _known_valid_name(name: str) -> None:
+    """validate_attribute_name, each name matched once (an error is not cached; bounded: names come from senders)."""
+    validate_attribute_name(name)
 
 
 def _parse_binary(headers: dict[str, str], body: bytes) -> CloudEvent:
@@ -223,10 +225,7 @@ def _parse_binary(headers: dict[str, str], body: bytes) -> CloudEvent:
     for name, value in headers.items():
         if name.startswith("ce-"):
             attr = name[3:]
-            if attr not in _VALID_NAMES:
-                validate_attribute_name(attr)
-                if len(_VALID_NAMES) < _VALID_NAMES_MAX:
-                    _VALID_NAMES.add(attr)
+            _known_valid_name(attr)
             if "%" in value:
                 value = unquote(value)
             if value.isascii() and attr != "datacontenttype":
