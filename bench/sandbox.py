@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -23,6 +23,9 @@ from wisp.serving.workloads.cgroups import Limits
 from wisp.serving.workloads.container import ProcessRuntime
 from wisp.serving.workloads.types import WorkloadSpec
 from wisp.serving.workloads.volumes import Mount, Volume
+
+# The sandbox has its own /tmp: a virtualenv in a clone under /tmp is not there, the system's python3 is.
+SYSTEM_PYTHON = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "/usr/bin/python3"
 
 SERVER = """\
 import os
@@ -49,7 +52,7 @@ async def main(runs: int) -> None:
         (work / "app").mkdir()
         (work / "app" / "server.py").write_text(SERVER)
         base = WorkloadSpec(revision="bench-00001", namespace="default", workload_class="container",
-                            directory=work / "app", image="./app", command=[sys.executable, "server.py"],
+                            directory=work / "app", image="./app", command=[SYSTEM_PYTHON, "server.py"],
                             env={"PATH": os.environ.get("PATH", os.defpath)})
         cases = {
             "plain": base,

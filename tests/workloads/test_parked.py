@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +22,9 @@ from wisp.serving.workloads.cgroups import Limits
 from wisp.serving.workloads.container import ProcessRuntime
 from wisp.serving.workloads.parked import PARKED_DIR
 from wisp.serving.workloads.volumes import Mount, Volume
+
+# The sandbox has its own /tmp: a virtualenv in a clone under /tmp is not there, the system's python3 is.
+SYSTEM_PYTHON = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "/usr/bin/python3"
 
 SERVER = {"server.py": """
     import http.server, json, os, pathlib
@@ -49,7 +52,7 @@ async def runtime(tmp_path: Path) -> AsyncIterator[ProcessRuntime]:
     code = write_code(tmp_path / "app", SERVER)
     (code / "marks").mkdir()
     spec = WorkloadSpec(revision="tiny-00001", namespace="default", workload_class="container",
-                        directory=code, image="./app", command=[sys.executable, "server.py"],
+                        directory=code, image="./app", command=[SYSTEM_PYTHON, "server.py"],
                         env={**CONTRACT_ENV, "PATH": os.environ.get("PATH", os.defpath)}, timeout_seconds=10,
                         volumes=(Volume("scratch", "emptyDir", size_limit=2**20),),
                         mounts=(Mount("scratch", "/scratch"),), limits=Limits(memory=256 * 2**20))
