@@ -431,7 +431,7 @@ async def serve(options: DaemonOptions, stop: asyncio.Event, hurry: asyncio.Even
         waiting.cancel()
         if not stop.is_set():
             print(f"wisp is serving on {daemon.network.url(options.host)} "
-                  f"(control API http://{options.host}:{options.api_port})")
+                  f"(control API and console http://{options.host}:{options.api_port}/)")
             for line in daemon.service_lines():
                 print(line)
             sys.stdout.flush()
