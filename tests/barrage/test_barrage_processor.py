@@ -97,6 +97,7 @@ def test_style_is_deterministic_and_in_range() -> None:
         (b"[1, 2]", None, "JSON object"),
         (message("hi"), {"ce-id": "1", "content-type": "application/json"}, "missing source, specversion, type"),
     ],
+    ids=["empty", "blank", "too-long", "not-json", "not-an-object", "not-a-cloudevent"],  # stable: ids are random
 )
 async def test_invalid_events_get_400_and_write_nothing(
     processor: Processor, body: bytes, headers: dict[str, str] | None, reason: str
