@@ -39,8 +39,12 @@ lint: test-install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Two workers, a test file each at a time (a file's tests share fixtures and order): the suite's daemons, podman
+# and Chromium spend much of their time waiting, so two halve its wall time on two cores.
+PYTEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) .wisp .mypy_cache .pytest_cache .ruff_cache
