@@ -46,10 +46,11 @@ class Parked:
 
     def order(self, port: int, log_path: Path) -> dict[str, str] | None:
         """Run the command on `port`, its output in `log_path`; the instance's env. None, and still parked, when
-        `log_path` exists: a restarted instance appends to its log, which this process's file cannot."""
+        its file cannot take that name: `log_path` exists (a restarted instance appends to its log, which this
+        process's file cannot), or the file system has no hard links."""
         try:
             os.link(self.log_path, log_path)
-        except FileExistsError:
+        except OSError:
             return None
         os.unlink(self.log_path)
         assert self.proc.stdin is not None
