@@ -130,6 +130,21 @@ async def test_503_twice_then_200_retries_with_configured_waits(deliverer: Deliv
     assert first["traceparent"] == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
+async def test_trace_context_with_a_line_break_is_not_sent_as_a_header(deliverer: Deliverer) -> None:
+    # A structured event's extensions may hold any text: as plain headers they must not open a header of their own.
+    hostile = make_event({"specversion": "1.0", "id": "e1", "source": "/src", "type": "t",
+                          "traceparent": "00-x\r\nx-injected: 1", "tracestate": "a=1\nx-injected: 2"}, {"n": 1})
+    sink = await started(Sink([Reply(200)]))
+    try:
+        result = await deliverer.deliver(hostile, Destination(sink.url), DeliverySpec())
+    finally:
+        await sink.stop()
+    assert result.outcome == "delivered"
+    headers = sink.received[0].headers
+    assert "x-injected" not in headers and "traceparent" not in headers and "tracestate" not in headers
+    assert headers["ce-traceparent"] == "00-x%0D%0Ax-injected: 1"  # the attribute itself travels, encoded
+
+
 async def test_always_500_goes_to_dead_letter_sink(deliverer: Deliverer, clock: FakeClock) -> None:
     sink = await started(Sink([Reply(500, body=b"boom" * 300)]))
     dls = await started(Sink())

@@ -68,4 +68,7 @@ async def test_malformed_url_and_header_raise_value_error() -> None:
             await poster.post("http://127.0.0.1:notaport/", {}, b"", 1.0)
     with pytest.raises(ValueError):  # not Latin-1: cannot go in a header
         await poster.post("http://127.0.0.1:1/", {"ce-x": "\u2603"}, b"", 1.0)
+    for broken in ("a\r\nx-injected: 1", "a\nb", "a\rb"):  # a line break would start a header of the caller's
+        with pytest.raises(ValueError):
+            await poster.post("http://127.0.0.1:1/", {"traceparent": broken}, b"", 1.0)
     poster.close()

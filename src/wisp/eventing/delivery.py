@@ -422,11 +422,12 @@ class Deliverer:
         ce_headers, body = encode(event, spec.format)
         headers = {**extra, **ce_headers} if extra else ce_headers  # encode's dict is a new one: ours to add to
         headers.setdefault("Prefer", "reply")
-        # W3C trace context travels as plain headers too, so the sink's HTTP stack continues the trace.
+        # W3C trace context travels as plain headers too, so the sink's HTTP stack continues the trace; only as
+        # printable ASCII: an event's extension may hold anything (a CR LF would start a header of the sender's).
         for name in ("traceparent", "tracestate"):
             value = event.get(name)
-            if value:
-                headers[name] = str(value)
+            if value and isinstance(value, str) and value.isascii() and value.isprintable():
+                headers[name] = value
         if dest.host:
             headers["Host"] = dest.host
         return headers, body

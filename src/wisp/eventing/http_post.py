@@ -52,7 +52,7 @@ class HttpPoster:
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes, timeout: float | None) -> PostReply:
         """Raises UpstreamError (connection), UpstreamTimeout (no answer within `timeout`), ValueError (a malformed
-        URL or a header that is not Latin-1)."""
+        URL, a header that is not Latin-1 or holds a line break)."""
         target = self._targets.get(url)
         if target is None:
             target = _target(url)
@@ -71,6 +71,8 @@ class HttpPoster:
             name = key.lower()
             if name in _HOP_BY_HOP:
                 continue
+            if "\n" in value or "\r" in value:
+                raise ValueError(f"header {name!r}: a line break cannot go in a header value")
             host = host or name == "host"
             lines.append(f"{name}: {value}\r\n")
         if not host:
