@@ -8,12 +8,10 @@ clients that do not ask for a Table) passes through untouched.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wisp.api import kinds as k
@@ -91,13 +89,6 @@ class TableNegotiation:
             await self.app(inner_scope, receive, _BodyRewriter(send, target, include, self.clock))
 
 
-def _dumps(document: Any) -> bytes:
-    try:
-        return orjson.dumps(document)
-    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits, which the json module still writes
-        return json.dumps(document, separators=(",", ":")).encode()
-
-
 def _set_header(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes | None) -> list[tuple[bytes, bytes]]:
     kept = [(n, v) for n, v in headers if n.lower() != name]
     return kept if value is None else [*kept, (name, value)]
@@ -137,7 +128,7 @@ class _BodyRewriter:
             return
         body = b"".join(self.chunks)
         table = self._table(body)
-        out = body if table is None else _dumps(table)
+        out = body if table is None else json_text.dumps(table)
         headers = _set_header(list(self.start.get("headers", [])), b"content-length", str(len(out)).encode())
         await self.send({**self.start, "headers": headers})
         await self.send({"type": "http.response.body", "body": out, "more_body": False})
@@ -223,4 +214,4 @@ class _WatchRewriter:
         else:
             table = render_table(self.target.kind, [obj], self.include, now=self.clock(), version=self.target.version,
                                  list_metadata={"resourceVersion": obj.get("metadata", {}).get("resourceVersion", "")})
-        return _dumps({**event, "object": table})
+        return json_text.dumps({**event, "object": table})

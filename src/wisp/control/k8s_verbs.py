@@ -33,11 +33,12 @@ from wisp.control.admission import admit, warnings_for
 from wisp.control.k8s_apply import manager_from, parse_apply_body, record_update, server_side_apply
 from wisp.control.k8s_list import list_page
 from wisp.control.k8s_selectors import parse as parse_selector
-from wisp.control.k8s_watch import Encoder, WatchSettings, dumps, is_true, watch
+from wisp.control.k8s_watch import Encoder, WatchSettings, is_true, watch
 from wisp.control.path_match import match_path
 from wisp.control.refusal import Refused, bad_request, method_not_allowed
 from wisp.control.secret_scrub import REDACTED, scrub
 from wisp.store import Conflict, NotFound, Store
+from wisp.store.json_text import dumps
 from wisp.types import Clock, Resource
 
 # What Kubernetes appends to generateName: 5 characters from an alphabet without vowels (no words by chance).

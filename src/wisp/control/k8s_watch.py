@@ -15,12 +15,10 @@ stream of newline-delimited `WatchEvent`s, `{"type": ADDED|MODIFIED|DELETED|BOOK
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
-import orjson
 from starlette.responses import StreamingResponse
 
 from wisp.api.kinds import Kind
@@ -28,6 +26,7 @@ from wisp.control.k8s_selectors import Selector
 from wisp.control.refusal import bad_request
 from wisp.store import Expired, Store, StoreEvent, Watcher
 from wisp.store.events import EventType
+from wisp.store.json_text import dumps
 from wisp.store.watch import DEFAULT_BUFFER
 from wisp.types import Resource
 
@@ -72,14 +71,6 @@ class Encoder:
         while len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return line
-
-
-def dumps(document: object) -> bytes:
-    """Compact JSON through orjson; the json module for what orjson refuses (an integer beyond 64 bits)."""
-    try:
-        return orjson.dumps(document)
-    except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(document, separators=(",", ":")).encode()
 
 
 def line_of(event_type: str, obj: Mapping[str, object]) -> bytes:

@@ -17,11 +17,16 @@ _MAYBE_BEYOND_64_BITS = re.compile(r"\d{19}")
 _MAYBE_BEYOND_64_BITS_BYTES = re.compile(rb"\d{19}")
 
 
-def encode(obj: Any) -> str:
+def dumps(obj: Any) -> bytes:
+    """Compact JSON as UTF-8 bytes."""
     try:
-        return orjson.dumps(obj).decode()
-    except TypeError:
-        return json.dumps(obj, separators=(",", ":"))
+        return orjson.dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def encode(obj: Any) -> str:
+    return dumps(obj).decode()
 
 
 def loads(text: str | bytes) -> Any:
