@@ -21,16 +21,13 @@ DIR`, then pass DIR/src), each in its own process, for an A/B the machine's load
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, MutableMapping
-from pathlib import Path
 from typing import Any
+
+from cpu_ab import ab_main
 
 CASES = ("encode", "parse", "single hop", "sequence x3")
 BODY = b'{"message": "hello, wisp"}'
@@ -204,40 +201,9 @@ async def _measure_flow(kind: str, events: int, repeats: int) -> float:
     return best
 
 
-def run_side(src: Path | None, case: str, args: argparse.Namespace) -> float:
-    env = {**os.environ, "PYTHONPATH": str(src)} if src is not None else dict(os.environ)
-    out = subprocess.run(
-        [sys.executable, __file__, "--one", case, "--events", str(args.events), "--repeats", str(args.repeats)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=True,
-    ).stdout
-    value: float = json.loads(out)
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="the daemon's CPU per event on the flows' paths, in-process")
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--baseline-src", type=Path, default=None, metavar="DIR")
-    parser.add_argument("--one", choices=CASES, help=argparse.SUPPRESS)  # one case in this process
-    args = parser.parse_args(argv)
-    if not 1_000 <= args.events <= 1_000_000 or not 1 <= args.repeats <= 50:
-        parser.error("events must be 1,000-1,000,000 and repeats 1-50")
-    if args.one:
-        print(json.dumps(measure(args.one, args.events, args.repeats)))
-        return 0
-    sides: list[tuple[str, Path | None]] = [("this tree", None)]
-    if args.baseline_src is not None:
-        sides.append(("baseline", args.baseline_src.resolve()))
-    print(f"{'':12}" + "".join(f"{name:>14}" for name, _ in sides) + "   (us of CPU per event)")
-    for case in CASES:
-        values = [run_side(src, case, args) for _, src in sides]
-        print(f"{case:12}" + "".join(f"{v:>14.2f}" for v in values))
-    return 0
+    return ab_main(argv, script=__file__, description="the daemon's CPU per event on the flows' paths, in-process",
+                   cases=CASES, measure=measure, unit="event", default_count=20_000)
 
 
 if __name__ == "__main__":

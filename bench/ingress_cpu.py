@@ -13,16 +13,13 @@ end-to-end `dataplane.py`. A tree too old for a case (no sampler before config-t
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
-import subprocess
 import sys
 import time
 from collections.abc import MutableMapping
-from pathlib import Path
 from typing import Any, ClassVar
+
+from cpu_ab import ab_main
 
 CASES = ("off", "rate 0.1", "rate 1", "continue")
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -105,36 +102,9 @@ def measure(case: str, requests: int, repeats: int) -> float | None:
     return asyncio.run(rounds())
 
 
-def run_side(src: Path | None, case: str, args: argparse.Namespace) -> float | None:
-    env = {**os.environ, "PYTHONPATH": str(src)} if src is not None else dict(os.environ)
-    out = subprocess.run(
-        [sys.executable, __file__, "--one", case, "--requests", str(args.requests), "--repeats", str(args.repeats)],
-        capture_output=True, text=True, env=env, timeout=600, check=True,
-    ).stdout
-    value: float | None = json.loads(out)
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="the ingress app's CPU per request, in-process")
-    parser.add_argument("--requests", type=int, default=50_000)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--baseline-src", type=Path, default=None, metavar="DIR")
-    parser.add_argument("--one", choices=CASES, help=argparse.SUPPRESS)  # one case in this process
-    args = parser.parse_args(argv)
-    if not 1_000 <= args.requests <= 1_000_000 or not 1 <= args.repeats <= 50:
-        parser.error("requests must be 1,000-1,000,000 and repeats 1-50")
-    if args.one:
-        print(json.dumps(measure(args.one, args.requests, args.repeats)))
-        return 0
-    sides: list[tuple[str, Path | None]] = [("this tree", None)]
-    if args.baseline_src is not None:
-        sides.append(("baseline", args.baseline_src.resolve()))
-    print(f"{'':12}" + "".join(f"{name:>14}" for name, _ in sides) + "   (us of CPU per request)")
-    for case in CASES:
-        values = [run_side(src, case, args) for _, src in sides]
-        print(f"{case:12}" + "".join(f"{'n/a' if v is None else f'{v:.2f}':>14}" for v in values))
-    return 0
+    return ab_main(argv, script=__file__, description="the ingress app's CPU per request, in-process",
+                   cases=CASES, measure=measure, unit="request", default_count=50_000)
 
 
 if __name__ == "__main__":
