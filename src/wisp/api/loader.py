@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -14,9 +14,6 @@ from wisp.api import bounded_yaml, func_project
 from wisp.api.errors import FieldError, ManifestError
 from wisp.api.names import MANIFEST_DIR_ANNOTATION
 from wisp.types import Resource
-
-# Where the manifest that named a local `image: ./dir` lives; the workload resolves the path against it.
-
 
 
 @dataclass(frozen=True)
@@ -169,7 +166,7 @@ def _containers(resource: Resource) -> list[dict[str, Any]]:
     return [c for c in containers if isinstance(c, dict)] if isinstance(containers, list) else []
 
 
-def is_local_image(image: object) -> bool:
+def is_local_image(image: object) -> TypeGuard[str]:
     """`image:` names a directory on this machine (relative to the manifest, or absolute), not an OCI image."""
     return isinstance(image, str) and (image.startswith(("./", "../", "/")) or image in (".", ".."))
 

@@ -162,7 +162,7 @@ def _workload(res: Resource, doc: LoadedDoc, addresses: Addresses, out: Translat
         path = f"{prefix}.containers[{i}]"
         env = _env(container, path, addresses, errors)
         image = container.get("image")
-        if isinstance(image, str) and is_local_image(image):
+        if is_local_image(image):
             container_target = target or env.get("FUNCTION_TARGET") or "main:handle"
             command = [str(c) for c in (container.get("command") or []) + (container.get("args") or [])]
             out.code.append(CodeUse(container, f"{path}.image", (doc.directory / image).resolve(), doc.directory,

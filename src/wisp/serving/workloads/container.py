@@ -168,6 +168,14 @@ async def start_logged(argv: list[str], name: str, log_path: Path, env: dict[str
             raise WorkloadError(message) from None
 
 
+def _cgroup_wanted(limits: cgroups.Limits) -> bool:
+    """Whether instances get a cgroup of their own; a CPU request alone is a weight, best effort: where wisp cannot
+    make a cgroup the instance runs without (limits it cannot enforce are refused by `start`)."""
+    found = cgroups.hierarchy() if limits.any else None
+    weight_only = limits.memory is None and limits.cpu_millis is None
+    return found is not None and not (weight_only and cgroups.unavailable(limits, found))
+
+
 class ProcessRuntime:
     """A container whose image is a local directory: `command` + `args` run there, once per instance. One with
     volumes, an absolute workingDir or a user to run as runs each instance in a sandbox (sandbox.py); its
@@ -183,6 +191,7 @@ class ProcessRuntime:
         self._parking: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
+        self._cgroup_wanted = _cgroup_wanted(spec.limits)
 
     @property
     def sandboxed(self) -> bool:
@@ -230,15 +239,6 @@ class ProcessRuntime:
         (the kubelet's update); the names of the volumes that changed."""
         self.spec = spec
         return await asyncio.to_thread(self._write_volumes, spec)
-
-    @property
-    def _cgroup_wanted(self) -> bool:
-        """Whether instances get a cgroup of their own; a CPU request alone is a weight, best effort: where wisp
-        cannot make a cgroup the instance runs without (limits were checked by `start`)."""
-        limits = self.spec.limits
-        found = cgroups.hierarchy() if limits.any else None
-        weight_only = limits.memory is None and limits.cpu_millis is None
-        return found is not None and not (weight_only and cgroups.unavailable(limits, found))
 
     def _env(self) -> dict[str, str]:
         env = dict(self.spec.env)
