@@ -24,6 +24,7 @@ OPTIONS = ExportOptions.parse(REGISTRY, KAFKA, DOMAIN, None, [])
 _PLAN = plan([*EXAMPLES, APPS / "translations"], OPTIONS)
 DOCS = [d for docs in _PLAN.files.values() for d in docs]
 MAPS = ("annotations", "labels", "data", "matchLabels")
+ANY_KEY = (*MAPS, "requests", "limits")  # objects whose every key is declared (resource names map to quantities)
 
 
 def _leaves(value: Any, path: str = "") -> list[tuple[str, list[Any]]]:
@@ -88,8 +89,8 @@ def _object_paths(value: Any, path: str = "", keys: list[Any] | None = None) -> 
     if isinstance(value, dict):
         for key, item in value.items():
             sub = f"{path}.{key}" if path else key
-            if key in MAPS:
-                continue  # string maps take any key
+            if key in ANY_KEY:
+                continue  # maps take any key
             if isinstance(item, dict):
                 found.append((sub, [*keys, key]))
             found += _object_paths(item, sub, [*keys, key])
