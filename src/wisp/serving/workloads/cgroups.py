@@ -11,6 +11,7 @@ instance starts is inside. `RLIMIT_AS` is not used: it breaks threaded runtimes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 CFS_PERIOD_US = 100_000  # the kubelet's CPU CFS period
+REMOVE_TRIES, REMOVE_DELAY = 20, 0.05  # a killed process leaves its cgroup a moment after its exit is seen
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,15 @@ class InstanceCgroup:
                 for pid in procs.read_text().split():
                     with contextlib.suppress(OSError):
                         os.kill(int(pid), signal.SIGKILL)
+
+    async def release(self) -> None:
+        """Kill whatever is left and remove the cgroup(s), retrying while the kernel still counts a process that
+        is exiting (it says nothing when it is done: a few short waits, then give up)."""
+        self.kill_all()
+        for _ in range(REMOVE_TRIES):
+            if self.remove():
+                return
+            await asyncio.sleep(REMOVE_DELAY)
 
     def remove(self) -> bool:
         """Remove the cgroup(s); False while one still holds a process that is exiting (try again shortly)."""

@@ -20,7 +20,6 @@ from wisp.serving.workloads.probe import wait_ready
 from wisp.serving.workloads.stopping import terminate_then_kill
 from wisp.serving.workloads.types import ContainerMissing, WorkloadError, WorkloadSpec
 
-CGROUP_REMOVE_TRIES, CGROUP_REMOVE_DELAY = 20, 0.05
 PARK_DELAY = 0.1  # after a spawn, before the next instance is parked
 
 
@@ -43,25 +42,16 @@ class ProcessInstance:
         self.sandboxed = False  # set by the runtime when the process runs in its bwrap sandbox
         self.cwd: Path | None = None
         self._oom_killed = False
-        # Resolved once the cgroup is gone (or removing it gave up): a terminated instance has left nothing.
-        self._cgroup_gone: asyncio.Future[None] | None = None
+        # Its cgroup's release, started as the process exits (a done callback, so before anything awaiting the
+        # exit resumes): a terminated instance has left nothing once it is done.
+        self._cgroup_gone: asyncio.Task[None] | None = None
         if cgroup is not None:
-            self._cgroup_gone = asyncio.get_running_loop().create_future()
             self.exited.add_done_callback(self._leave_cgroup)
 
     def _leave_cgroup(self, _: object) -> None:
         assert self.cgroup is not None
         self._oom_killed = self.cgroup.oom_killed()
-        self.cgroup.kill_all()
-        self._remove_cgroup(tries=CGROUP_REMOVE_TRIES)
-
-    def _remove_cgroup(self, tries: int) -> None:
-        # A killed process leaves its cgroup a moment after the leader's exit is seen: retry a few times.
-        assert self.cgroup is not None and self._cgroup_gone is not None
-        if not self.cgroup.remove() and tries > 1:
-            asyncio.get_running_loop().call_later(CGROUP_REMOVE_DELAY, self._remove_cgroup, tries - 1)
-        elif not self._cgroup_gone.done():
-            self._cgroup_gone.set_result(None)
+        self._cgroup_gone = asyncio.get_running_loop().create_task(self.cgroup.release())
 
     def oom_killed(self) -> bool:
         """Whether the kernel killed the instance for going over its memory limit (known once it has exited)."""

@@ -22,7 +22,6 @@ from wisp.serving.workloads.cgroups import InstanceCgroup
 # /dev/null as stdin, as an instance started directly does.
 _PARK = 'IFS= read -r port || exit 0; PORT=$port; export PORT; exec "$@" </dev/null'
 PARKED_DIR = ".parked"  # under a revision's log directory: not an instance's log (`wisp logs` globs *.log)
-CGROUP_GONE_TRIES, CGROUP_GONE_DELAY = 20, 0.05
 
 
 def parked_argv(argv: list[str]) -> list[str]:
@@ -64,10 +63,5 @@ class Parked:
             os.killpg(self.proc.pid, signal.SIGKILL)
         await self.proc.wait()
         self.log_path.unlink(missing_ok=True)
-        if self.cgroup is None:
-            return
-        self.cgroup.kill_all()
-        for _ in range(CGROUP_GONE_TRIES):  # the kernel empties a cgroup a moment after its last process died
-            if self.cgroup.remove():
-                return
-            await asyncio.sleep(CGROUP_GONE_DELAY)
+        if self.cgroup is not None:
+            await self.cgroup.release()
